@@ -1,0 +1,43 @@
+# Two entry points do all the set-up on a fresh machine:
+#   make reproduce   runs the notebooks (default: quick profile, embedded data) into reports/
+#   make test        runs the test suite
+# Both create .venv with the pinned environment when it is absent.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROFILE ?= quick
+SEED ?= 0
+DEVICE ?= auto
+PYTEST_ARGS ?=
+
+.PHONY: venv test reproduce clean-venv
+
+venv: $(STAMP)
+
+# pip's notes about package indexes that lack a project are dropped from the log.
+PIP := $(PY) -m pip install -q --disable-pip-version-check
+QUIET := 2>&1 | sed -e '/is ignored: it is neither/d' -e '/BuildBackendWarning\|Editable installation\|^ *!!\|^ *\*\*\*/d'
+
+$(STAMP): requirements.txt requirements-post.txt pyproject.toml
+	@start=$$(date +%s); \
+	set -euo pipefail; \
+	if [ ! -x $(PY) ]; then $(PYTHON) -m venv $(VENV); fi; \
+	echo "installing the pinned environment into $(VENV) (a few minutes on a fresh machine)"; \
+	$(PIP) -r requirements.txt $(QUIET); \
+	$(PIP) --no-deps $$(grep -E '^mmpose==' requirements-post.txt) $(QUIET); \
+	$(PIP) --no-build-isolation --no-binary xtcocotools $$(grep -E '^xtcocotools==' requirements-post.txt) $(QUIET); \
+	$(PIP) --no-deps --no-build-isolation -e . $(QUIET); \
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null; \
+	touch $(STAMP); \
+	echo "environment installed in $$(( $$(date +%s) - start )) s"
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+reproduce: venv
+	$(PY) -m aims_lib.reproduce --profile $(PROFILE) --seed $(SEED) --device $(DEVICE)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,32 @@
+"""The AIMS dataset format, its importers and torch datasets (torch datasets: import
+``aims_lib.data.torch_datasets`` explicitly, so that format tools do not import torch)."""
+
+from aims_lib.data.format import (
+    ANNOTATIONS_FILE,
+    DOMAINS,
+    SPLITS,
+    AimsDataset,
+    DatasetError,
+    Sample,
+    atomic_write_bytes,
+    load_dataset,
+    new_dataset,
+    person_category,
+    validate,
+    write_dataset,
+)
+
+__all__ = [
+    "ANNOTATIONS_FILE",
+    "DOMAINS",
+    "SPLITS",
+    "AimsDataset",
+    "DatasetError",
+    "Sample",
+    "atomic_write_bytes",
+    "load_dataset",
+    "new_dataset",
+    "person_category",
+    "validate",
+    "write_dataset",
+]

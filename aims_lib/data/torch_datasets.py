@@ -1,0 +1,129 @@
+"""Torch datasets over the AIMS format: images for the image branch, keypoints for HIPC."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from aims_lib.data.format import DOMAINS, AimsDataset, DatasetError, Sample, load_dataset
+
+#: ImageNet statistics: the normalisation that pretrained torchvision backbones expect.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def image_transform(image_size: int, train: bool) -> v2.Compose:
+    """Resize to a square of ``image_size``; training adds crops, flips and colour jitter.
+
+    A horizontal flip keeps every AIMS label (the taxonomy has no left/right classes).
+    """
+    if image_size <= 0:
+        raise ValueError(f"image_size must be positive, got {image_size}")
+    geometric: list[Any]
+    if train:
+        geometric = [
+            v2.RandomResizedCrop(image_size, scale=(0.75, 1.0), ratio=(0.85, 1.18), antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
+        ]
+    else:
+        geometric = [v2.Resize((image_size, image_size), antialias=True)]
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            *geometric,
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
+
+
+def _resolve(dataset: AimsDataset | str | os.PathLike[str]) -> AimsDataset:
+    return dataset if isinstance(dataset, AimsDataset) else load_dataset(dataset)
+
+
+def read_image(sample: Sample) -> Image.Image:
+    """Open a sample's image as RGB, naming the file when it cannot be read."""
+    try:
+        with Image.open(sample.path) as im:
+            return im.convert("RGB")
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{sample.path}: image id {sample.image_id}: unreadable: {exc}") from None
+
+
+class ImageDataset(Dataset):
+    """Items: ``image`` (3, S, S) float tensor, ``coarse``, ``fine``, ``domain`` (0 synthetic,
+    1 real) and ``image_id``; filtered by split and domain."""
+
+    def __init__(
+        self,
+        dataset: AimsDataset | str | os.PathLike[str],
+        split: str | list[str] | None = None,
+        domain: str | list[str] | None = None,
+        image_size: int = 224,
+        train: bool = False,
+    ) -> None:
+        self.dataset = _resolve(dataset)
+        self.samples = self.dataset.select(split, domain)
+        self.transform = image_transform(image_size, train)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        s = self.samples[index]
+        return {
+            "image": self.transform(read_image(s)),
+            "coarse": s.coarse_id,
+            "fine": s.fine_id,
+            "domain": DOMAINS.index(s.domain),
+            "image_id": s.image_id,
+        }
+
+
+class KeypointDataset(Dataset):
+    """Items: ``keypoints_2d`` (17, 2), ``visibility`` (17,), ``keypoints_3d`` (17, 3),
+    ``coarse``, ``fine``, ``image_id``.
+
+    With ``require_3d`` (default) a sample without 3D keypoints is an error naming it;
+    without, its ``keypoints_3d`` is NaN and ``has_3d`` is False.
+    """
+
+    def __init__(
+        self,
+        dataset: AimsDataset | str | os.PathLike[str],
+        split: str | list[str] | None = None,
+        domain: str | list[str] | None = None,
+        require_3d: bool = True,
+    ) -> None:
+        self.dataset = _resolve(dataset)
+        self.samples = self.dataset.select(split, domain)
+        if require_3d:
+            for s in self.samples:
+                if s.keypoints_3d is None:
+                    raise DatasetError(
+                        f"{self.dataset.path}: image id {s.image_id} ({s.file_name}): "
+                        "field 'keypoints_3d': missing (pass require_3d=False to allow it)"
+                    )
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        s = self.samples[index]
+        kp3d = s.keypoints_3d if s.keypoints_3d is not None else np.full((17, 3), np.nan)
+        return {
+            "keypoints_2d": torch.as_tensor(s.keypoints_2d, dtype=torch.float32),
+            "visibility": torch.as_tensor(s.visibility, dtype=torch.int64),
+            "keypoints_3d": torch.as_tensor(kp3d, dtype=torch.float32),
+            "has_3d": s.keypoints_3d is not None,
+            "coarse": s.coarse_id,
+            "fine": s.fine_id,
+            "image_id": s.image_id,
+        }
