@@ -25,9 +25,12 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from aims_lib import taxonomy
 
@@ -111,6 +114,25 @@ class AimsDataset:
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per sample (id, file, labels, domain, split, visible keypoints, bbox size)."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            {
+                "image_id": s.image_id,
+                "file_name": s.file_name,
+                "coarse": s.coarse,
+                "fine": s.fine,
+                "domain": s.domain,
+                "split": s.split,
+                "visible_keypoints": int((s.visibility == 2).sum()),
+                "labelled_keypoints": int((s.visibility > 0).sum()),
+                "bbox_area_fraction": float(s.bbox[2] * s.bbox[3] / (s.width * s.height)),
+            }
+            for s in self.samples
+        )
 
 
 def _as_set(value: str | Iterable[str] | None, valid: tuple[str, ...], name: str) -> set[str]:
