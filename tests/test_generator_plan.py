@@ -1,0 +1,63 @@
+"""The generator's plan: ids, class balance, splits and chunks are a pure function of the config."""
+
+from collections import Counter
+
+import pytest
+
+from aims_lib import taxonomy
+from aims_lib.profiles import PROFILES, get_profile
+from aims_lib.synth.generator import CHUNK_SIZE, GeneratorConfig, chunks, plan_samples
+
+
+def test_paper_scale_plan():
+    plan = plan_samples(GeneratorConfig(n_synthetic=4000, n_real=750, seed=0))
+    assert [p.image_id for p in plan] == list(range(1, 4751))
+    real = [p for p in plan if p.domain == "real"]
+    synthetic = [p for p in plan if p.domain == "synthetic"]
+    assert {p.split for p in synthetic} == {"train"}
+    splits = Counter(p.split for p in real)
+    assert abs(splits["test"] - 198) <= 6  # per-class rounding of 198/750
+    assert abs(splits["val"] - 75) <= 6
+    for part in (real, synthetic):
+        counts = Counter(p.fine for p in part).values()
+        assert max(counts) - min(counts) <= 1 and len(counts) == 12  # balanced classes
+    test_classes = Counter(p.fine for p in real if p.split == "test")
+    assert set(test_classes) == set(taxonomy.FINE)  # every class is tested
+
+
+def test_plan_is_seeded():
+    a = plan_samples(GeneratorConfig(60, 60, seed=1))
+    assert a == plan_samples(GeneratorConfig(60, 60, seed=1, workers=4))
+    assert a != plan_samples(GeneratorConfig(60, 60, seed=2))
+
+
+def test_chunks_cover_the_plan_once_and_never_mix_domains():
+    plan = plan_samples(GeneratorConfig(100, 70, seed=0))
+    cs = chunks(plan)
+    assert sorted(p.image_id for c in cs for p in c) == list(range(1, 171))
+    assert all(len({p.domain for p in c}) == 1 and len(c) <= CHUNK_SIZE for c in cs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_synthetic": -1, "n_real": 5}, "must be >= 0"),
+        ({"n_synthetic": 0, "n_real": 0}, "nothing to generate"),
+        ({"n_synthetic": 5, "n_real": 5, "image_size": 8}, "image_size"),
+        ({"n_synthetic": 5, "n_real": 5, "workers": 0}, "workers"),
+    ],
+)
+def test_bad_config(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        GeneratorConfig(**kwargs).validate()
+
+
+def test_profiles_are_data():
+    assert set(PROFILES) == {"smoke", "quick", "paper"}
+    paper = get_profile("paper")
+    assert (paper.n_synthetic, paper.n_real, paper.render_size) == (4000, 750, 256)
+    assert get_profile("smoke", n_real=10, n_synthetic=None).n_real == 10
+    with pytest.raises(ValueError, match="unknown profile"):
+        get_profile("huge")
+    with pytest.raises(ValueError, match="unknown profile settings"):
+        get_profile("quick", epochs=3)
