@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -59,7 +60,7 @@ def read_image(sample: Sample) -> Image.Image:
 
 class ImageDataset(Dataset):
     """Items: ``image`` (3, S, S) float tensor, ``coarse``, ``fine``, ``domain`` (0 synthetic,
-    1 real) and ``image_id``; filtered by split and domain."""
+    1 real) and ``image_id``; filtered by split and domain, or given as a list of samples."""
 
     def __init__(
         self,
@@ -68,9 +69,10 @@ class ImageDataset(Dataset):
         domain: str | list[str] | None = None,
         image_size: int = 224,
         train: bool = False,
+        samples: Sequence[Sample] | None = None,
     ) -> None:
         self.dataset = _resolve(dataset)
-        self.samples = self.dataset.select(split, domain)
+        self.samples = list(samples) if samples is not None else self.dataset.select(split, domain)
         self.transform = image_transform(image_size, train)
 
     def __len__(self) -> int:

@@ -1,0 +1,268 @@
+"""Training engine of the image branch: source-only or LMMD, coarse or fine labels.
+
+Loss per iteration: ``CE(source) + lambda * ramp(p) * LMMD(source, target)`` (paper Eq. 4,
+lambda = 0.5), with ``p`` the training progress in [0, 1]. The ramp is selectable because the
+public implementations disagree (REFERENCES.md): ``none`` (1), ``dsan``
+(``2 / (1 + exp(-10 p)) - 1``, the author's code) and ``deepda`` (gamma 1 with
+``p = iteration / 1000``, which only reaches about 0.46 after 20 x 500 iterations).
+
+Data: the source is the synthetic images, or synthetic plus the labelled real training images;
+the target is the real training images without their labels. Validation on real-val after every
+epoch selects the checkpoint; the test split is only ever predicted, never used for selection.
+
+A run is a directory: ``config.json``, ``checkpoints/last.pt`` (every epoch, for resuming),
+``checkpoints/best.pt``, ``metrics.json`` and ``outputs.npz`` (logits and bottleneck features of
+every image of every split, which HIPC and the plots read). Each epoch draws its data order and
+augmentation from ``(seed, epoch)``, so a resumed run ends with the same weights as an
+uninterrupted one on the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, RandomSampler
+from tqdm.auto import tqdm
+
+from aims_lib import taxonomy
+from aims_lib.data.format import AimsDataset, atomic_write_bytes, load_dataset
+from aims_lib.data.torch_datasets import ImageDataset
+from aims_lib.image_branch.model import ImageBranch
+from aims_lib.lmmd import lmmd_loss
+
+log = logging.getLogger(__name__)
+
+Level = Literal["coarse", "fine"]
+Method = Literal["source_only", "lmmd"]
+Ramp = Literal["none", "dsan", "deepda"]
+Source = Literal["synthetic", "synthetic+real"]
+
+
+@dataclass(frozen=True)
+class ImageTrainConfig:
+    level: Level = "coarse"
+    method: Method = "lmmd"
+    source: Source = "synthetic+real"
+    arch: str = "resnet50"
+    image_size: int = 224
+    batch_size: int = 32  # per domain
+    epochs: int = 20
+    iters_per_epoch: int = 500
+    lr: float = 0.01  # heads; DSAN's SGD settings
+    backbone_lr_mult: float | None = None  # None: 0.1 with pretrained weights, 1.0 from scratch
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    lmmd_weight: float = 0.5  # the paper's lambda
+    ramp: Ramp = "dsan"
+    pretrained: str | None = None  # local torchvision ResNet state dict
+    seed: int = 0
+    device: str = "cpu"
+    num_workers: int = 0
+
+    def validate(self) -> None:
+        checks = {
+            "level": (self.level, ("coarse", "fine")),
+            "method": (self.method, ("source_only", "lmmd")),
+            "source": (self.source, ("synthetic", "synthetic+real")),
+            "ramp": (self.ramp, ("none", "dsan", "deepda")),
+        }
+        for name, (value, valid) in checks.items():
+            if value not in valid:
+                raise ValueError(f"{name} must be one of {', '.join(valid)}, got {value!r}")
+        for name in ("image_size", "batch_size", "epochs", "iters_per_epoch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lmmd_weight < 0:
+            raise ValueError(f"lmmd_weight must be >= 0, got {self.lmmd_weight}")
+
+    @property
+    def num_classes(self) -> int:
+        return taxonomy.NUM_COARSE if self.level == "coarse" else taxonomy.NUM_FINE
+
+
+def ramp_factor(ramp: Ramp, progress: float, iteration: int) -> float:
+    """Weight ramp of the adaptation loss (module docstring)."""
+    if ramp == "none":
+        return 1.0
+    if ramp == "dsan":
+        return 2.0 / (1.0 + math.exp(-10.0 * progress)) - 1.0
+    if ramp == "deepda":
+        return 2.0 / (1.0 + math.exp(-iteration / 1000.0)) - 1.0
+    raise ValueError(f"unknown ramp {ramp!r}")
+
+
+def dsan_lr(base_lr: float, iteration: int) -> float:
+    """DSAN/DeepDA's annealing: ``lr * (1 + 0.0003 it) ** -0.75``."""
+    return base_lr * (1.0 + 0.0003 * iteration) ** -0.75
+
+
+def _epoch_loader(ds: ImageDataset, cfg: ImageTrainConfig, epoch: int, stream: int) -> DataLoader:
+    """Exactly ``iters_per_epoch`` batches in an order fixed by ``(seed, epoch, stream)``."""
+    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch * 101 + stream)
+    sampler = RandomSampler(ds, replacement=False, num_samples=cfg.iters_per_epoch * cfg.batch_size, generator=g)
+    return DataLoader(
+        ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers, drop_last=True,
+        generator=g, persistent_workers=False,
+    )
+
+
+@torch.no_grad()
+def predict(
+    model: ImageBranch, ds: ImageDataset, device: torch.device, batch_size: int = 128, num_workers: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Logits, bottleneck features and image ids of every item of ``ds``."""
+    model.eval()
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    logits, feats, ids = [], [], []
+    for batch in loader:
+        out, f = model(batch["image"].to(device, non_blocking=True))
+        logits.append(out.float().cpu())
+        feats.append(f.float().cpu())
+        ids.append(batch["image_id"])
+    return torch.cat(logits).numpy(), torch.cat(feats).numpy(), torch.cat(ids).numpy()
+
+
+def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float((logits.argmax(1) == labels).mean() * 100) if len(labels) else float("nan")
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    import io
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def train_image_branch(dataset: AimsDataset | str | Path, run_dir: str | Path, cfg: ImageTrainConfig) -> dict[str, Any]:
+    """Train (or resume) one image-branch run; returns its metrics (also in ``metrics.json``)."""
+    cfg.validate()
+    run_dir = Path(run_dir)
+    ds = dataset if isinstance(dataset, AimsDataset) else load_dataset(dataset)
+    device = torch.device(cfg.device)
+    config_path = run_dir / "config.json"
+    config = {**asdict(cfg), "dataset": str(ds.path)}
+    if config_path.exists():
+        previous = json.loads(config_path.read_text())
+        changed = {k: (previous.get(k), v) for k, v in config.items() if k not in ("device", "num_workers") and previous.get(k) != v}
+        if changed:
+            raise ValueError(f"{run_dir} holds a run with other settings {changed} (old, new): use another run directory")
+    atomic_write_bytes(config_path, json.dumps(config, indent=2).encode())
+
+    source_splits = {"synthetic": [("synthetic", "train")], "synthetic+real": [("synthetic", "train"), ("real", "train")]}
+    source_samples = [s for d, sp in source_splits[cfg.source] for s in ds.select(sp, d)]
+    target_samples = ds.select("train", "real")
+    if not source_samples or not target_samples:
+        raise ValueError(f"{ds.path}: empty source ({len(source_samples)}) or target ({len(target_samples)}) training set")
+    source_ds = ImageDataset(ds, image_size=cfg.image_size, train=True, samples=source_samples)
+    target_ds = ImageDataset(ds, image_size=cfg.image_size, train=True, samples=target_samples)
+    val_ds = ImageDataset(ds, split="val", domain="real", image_size=cfg.image_size)
+    if len(val_ds) == 0:
+        raise ValueError(f"{ds.path}: no real validation images: model selection needs them")
+
+    torch.manual_seed(cfg.seed)
+    model = ImageBranch(cfg.arch, cfg.num_classes, cfg.pretrained).to(device)
+    mult = cfg.backbone_lr_mult if cfg.backbone_lr_mult is not None else (0.1 if model.pretrained else 1.0)
+    optimizer = torch.optim.SGD(model.parameter_groups(cfg.lr, mult), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+    ckpt_dir = run_dir / "checkpoints"
+    history: list[dict[str, Any]] = []
+    start_epoch, best_acc = 0, -1.0
+    last = ckpt_dir / "last.pt"
+    if last.exists():
+        state = torch.load(last, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, best_acc, history = state["epoch"] + 1, state["best_val_acc"], state["history"]
+        log.info("resuming %s at epoch %d", run_dir, start_epoch)
+
+    total_iters = cfg.epochs * cfg.iters_per_epoch
+    val_labels = np.array([s.coarse_id if cfg.level == "coarse" else s.fine_id for s in val_ds.samples])
+    for epoch in range(start_epoch, cfg.epochs):
+        torch.manual_seed(cfg.seed * 7919 + epoch)  # augmentation randomness of this epoch
+        model.train()
+        t0 = time.perf_counter()
+        sums = {"ce": 0.0, "lmmd": 0.0}
+        pairs = zip(_epoch_loader(source_ds, cfg, epoch, 0), _epoch_loader(target_ds, cfg, epoch, 1))
+        bar = tqdm(pairs, total=cfg.iters_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, unit="it")
+        for i, (src, tgt) in enumerate(bar):
+            it = epoch * cfg.iters_per_epoch + i
+            for group in optimizer.param_groups:
+                group["lr"] = dsan_lr(group["base_lr"], it)
+            images = torch.cat([src["image"], tgt["image"]]).to(device, non_blocking=True)
+            logits, feats = model(images)  # one pass; BatchNorm sees both domains, as in DSAN training
+            n_s = src["image"].shape[0]
+            labels = src[cfg.level].to(device)
+            ce = nn.functional.cross_entropy(logits[:n_s], labels)
+            loss = ce
+            if cfg.method == "lmmd":
+                probs = torch.softmax(logits[n_s:], dim=1).detach()
+                lm = lmmd_loss(feats[:n_s], feats[n_s:], labels, probs, cfg.num_classes)
+                loss = ce + cfg.lmmd_weight * ramp_factor(cfg.ramp, it / total_iters, it) * lm
+                sums["lmmd"] += lm.detach()
+            sums["ce"] += ce.detach()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        val_logits, _, _ = predict(model, val_ds, device, num_workers=cfg.num_workers)
+        val_acc = _accuracy(val_logits, val_labels)
+        record = {
+            "epoch": epoch + 1,
+            "ce": float(sums["ce"]) / cfg.iters_per_epoch,
+            "lmmd": float(sums["lmmd"]) / cfg.iters_per_epoch,
+            "val_acc": val_acc,
+            "lr": optimizer.param_groups[1]["lr"],
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
+        history.append(record)
+        log.info("epoch %d: %s", epoch + 1, record)
+        if val_acc > best_acc:
+            best_acc = val_acc
+            _save_checkpoint(ckpt_dir / "best.pt", {"model": model.state_dict(), "epoch": epoch, "val_acc": val_acc})
+        _save_checkpoint(
+            last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                   "best_val_acc": best_acc, "history": history},
+        )
+    return finalize_run(ds, run_dir, cfg, model, history, device)
+
+
+def finalize_run(
+    ds: AimsDataset, run_dir: Path, cfg: ImageTrainConfig, model: ImageBranch, history: list[dict[str, Any]], device: torch.device
+) -> dict[str, Any]:
+    """Reload the best checkpoint, predict every image, write ``outputs.npz`` and ``metrics.json``."""
+    best = torch.load(run_dir / "checkpoints" / "best.pt", map_location=device, weights_only=False)
+    model.load_state_dict(best["model"])
+    all_ds = ImageDataset(ds, image_size=cfg.image_size)
+    logits, feats, ids = predict(model, all_ds, device, num_workers=cfg.num_workers)
+    import io
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, image_id=ids, logits=logits, features=feats.astype(np.float16))
+    atomic_write_bytes(run_dir / "outputs.npz", buf.getvalue())
+    by_id = {s.image_id: s for s in ds.samples}
+    accuracy: dict[str, float] = {}
+    for domain in ("synthetic", "real"):
+        for split in ("train", "val", "test"):
+            sel = np.array([by_id[i].domain == domain and by_id[i].split == split for i in ids])
+            if sel.any():
+                labels = np.array([getattr(by_id[i], f"{cfg.level}_id") for i in ids[sel]])
+                accuracy[f"{domain}/{split}"] = _accuracy(logits[sel], labels)
+    metrics = {
+        "config": asdict(cfg),
+        "best_epoch": int(best["epoch"]) + 1,
+        "best_val_acc": float(best["val_acc"]),
+        "accuracy": accuracy,
+        "test_acc": accuracy.get("real/test", float("nan")),
+        "history": history,
+    }
+    atomic_write_bytes(run_dir / "metrics.json", json.dumps(metrics, indent=2).encode())
+    return metrics

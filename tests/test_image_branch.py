@@ -1,0 +1,99 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from aims_lib.image_branch import ImageBranch, ImageTrainConfig, train_image_branch
+from aims_lib.image_branch import trainer as trainer_mod
+from aims_lib.image_branch.trainer import dsan_lr, ramp_factor
+
+TINY = dict(arch="resnet18", image_size=32, batch_size=4, epochs=2, iters_per_epoch=2, seed=3)
+
+
+def test_model_shapes_and_bottleneck():
+    model = ImageBranch("resnet18", num_classes=12)
+    logits, feats = model(torch.randn(2, 3, 64, 64))
+    assert logits.shape == (2, 12) and feats.shape == (2, 256)
+    assert not model.pretrained
+    with pytest.raises(ValueError, match="unknown arch"):
+        ImageBranch("vgg16")
+
+
+def test_local_weights_load_and_bad_files(tmp_path):
+    import torchvision
+
+    ref = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "r18.pth"
+    torch.save(ref.state_dict(), path)
+    model = ImageBranch("resnet18", weights=path)
+    assert model.pretrained
+    assert torch.equal(model.backbone.conv1.weight, ref.conv1.weight)
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        ImageBranch("resnet18", weights=tmp_path / "missing.pth")
+    torch.save(torchvision.models.resnet34(weights=None).state_dict(), path)
+    with pytest.raises(ValueError, match="not a ResNet state dict"):
+        ImageBranch("resnet18", weights=path)
+
+
+def test_ramps_and_schedule():
+    assert ramp_factor("none", 0.3, 10) == 1.0
+    assert ramp_factor("dsan", 0.0, 0) == 0.0
+    assert ramp_factor("dsan", 1.0, 0) == pytest.approx(2 / (1 + math.exp(-10)) - 1)
+    assert ramp_factor("deepda", 1.0, 10_000) == pytest.approx(2 / (1 + math.exp(-10)) - 1)
+    assert ramp_factor("deepda", 0.5, 1000) == pytest.approx(2 / (1 + math.exp(-1)) - 1)  # ~0.46
+    assert dsan_lr(0.01, 0) == 0.01
+    assert dsan_lr(0.01, 10_000) == pytest.approx(0.01 * 4 ** -0.75)
+
+
+def test_bad_config():
+    with pytest.raises(ValueError, match="ramp"):
+        ImageTrainConfig(ramp="linear").validate()
+    with pytest.raises(ValueError, match="epochs"):
+        ImageTrainConfig(epochs=0).validate()
+
+
+def test_training_writes_run_and_never_selects_on_test(aims_tiny, tmp_path):
+    metrics = train_image_branch(aims_tiny, tmp_path / "run", ImageTrainConfig(**TINY))
+    run = tmp_path / "run"
+    for f in ("config.json", "metrics.json", "outputs.npz", "checkpoints/last.pt", "checkpoints/best.pt"):
+        assert (run / f).is_file(), f
+    out = np.load(run / "outputs.npz")
+    assert out["logits"].shape == (12, 4) and out["features"].shape == (12, 256)
+    assert sorted(out["image_id"].tolist()) == list(range(1, 13))
+    assert len(metrics["history"]) == 2 and math.isfinite(metrics["history"][-1]["lmmd"])
+    assert metrics["best_val_acc"] == max(h["val_acc"] for h in metrics["history"])
+    assert json.loads((run / "metrics.json").read_text())["test_acc"] == metrics["test_acc"]
+
+
+def test_resume_gives_the_same_weights(aims_tiny, tmp_path, monkeypatch):
+    cfg = ImageTrainConfig(**TINY)
+    train_image_branch(aims_tiny, tmp_path / "full", cfg)
+
+    real_predict = trainer_mod.predict
+    calls = {"n": 0}
+
+    def crash_in_second_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("simulated interruption")
+        return real_predict(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_mod, "predict", crash_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_image_branch(aims_tiny, tmp_path / "resumed", cfg)
+    monkeypatch.setattr(trainer_mod, "predict", real_predict)
+    train_image_branch(aims_tiny, tmp_path / "resumed", cfg)
+
+    a = torch.load(tmp_path / "full/checkpoints/last.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "resumed/checkpoints/last.pt", weights_only=False)["model"]
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_run_directory_refuses_other_settings(aims_tiny, tmp_path):
+    train_image_branch(aims_tiny, tmp_path / "run", ImageTrainConfig(**{**TINY, "epochs": 1}))
+    with pytest.raises(ValueError, match="other settings"):
+        train_image_branch(aims_tiny, tmp_path / "run", ImageTrainConfig(**{**TINY, "epochs": 1, "lr": 0.1}))
