@@ -1,0 +1,49 @@
+"""The SMPL-format infant body: procedural by default, SMIL when a file is given.
+
+One definition of the body for the synthetic generator and for SMPLify: ``load_body_model``
+returns a smplx SMPL module, ``coco17_keypoints`` turns its output into the project's keypoints,
+``vertex_parts`` labels vertices by body part.
+"""
+
+from aims_lib.body.keypoints import COCO17_JOINT_IDS, COCO17_VERTEX_IDS, coco17_keypoints
+from aims_lib.body.model import (
+    BodyModel,
+    BodyPose,
+    body_forward,
+    load_body_model,
+    procedural_arrays,
+    vertex_parts,
+)
+from aims_lib.body.procedural import (
+    JOINT_NAMES,
+    LANDMARK_IDS,
+    NUM_JOINTS,
+    NUM_VERTICES,
+    PARENTS,
+    SHAPE_COMPONENTS,
+    Proportions,
+)
+from aims_lib.body.smpl_file import REQUIRED_KEYS, BodyModelFileError, read_smpl_pickle, write_smpl_pickle
+
+__all__ = [
+    "COCO17_JOINT_IDS",
+    "COCO17_VERTEX_IDS",
+    "JOINT_NAMES",
+    "LANDMARK_IDS",
+    "NUM_JOINTS",
+    "NUM_VERTICES",
+    "PARENTS",
+    "REQUIRED_KEYS",
+    "SHAPE_COMPONENTS",
+    "BodyModel",
+    "BodyModelFileError",
+    "BodyPose",
+    "Proportions",
+    "body_forward",
+    "coco17_keypoints",
+    "load_body_model",
+    "procedural_arrays",
+    "read_smpl_pickle",
+    "vertex_parts",
+    "write_smpl_pickle",
+]

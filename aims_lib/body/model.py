@@ -1,0 +1,89 @@
+"""The body model object: smplx's SMPL on the procedural infant or on a real SMIL file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import smplx
+import torch
+from smplx.utils import Struct
+
+from aims_lib.body.keypoints import coco17_keypoints
+from aims_lib.body.procedural import NUM_JOINTS, smpl_arrays
+from aims_lib.body.smpl_file import read_smpl_pickle
+
+
+class BodyModel(smplx.SMPL):
+    """smplx's SMPL that keeps every shape component of its data.
+
+    smplx keeps at most 10 betas of a model with fewer than 300 components (SMIL and the
+    procedural body have more than 10 but fewer than 300).
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray], num_betas: int = 10, **smplx_kwargs: Any) -> None:
+        available = int(arrays["shapedirs"].shape[-1])
+        if not 1 <= num_betas <= available:
+            raise ValueError(f"num_betas must be in 1..{available} for this body model, got {num_betas}")
+        self.SHAPE_SPACE_DIM = available  # read by smplx.SMPL.__init__; depends on the data
+        super().__init__(model_path="", data_struct=Struct(**arrays), num_betas=num_betas, **smplx_kwargs)
+
+
+@lru_cache(maxsize=1)
+def procedural_arrays() -> dict[str, np.ndarray]:
+    """The procedural infant's SMPL arrays, built once per process (about half a second)."""
+    arrays = smpl_arrays()
+    for a in arrays.values():
+        a.flags.writeable = False
+    return arrays
+
+
+def load_body_model(path: str | Path | None = None, num_betas: int = 10, **smplx_kwargs: Any) -> BodyModel:
+    """The body model: the procedural infant by default, or an SMPL-format pickle (e.g. SMIL's
+    ``smil_web.pkl``, read without chumpy) when ``path`` is given.
+
+    ``smplx_kwargs`` go to ``smplx.SMPL`` (``batch_size``, ``dtype``, ...).
+    """
+    arrays = procedural_arrays() if path is None else read_smpl_pickle(path)
+    return BodyModel(arrays, num_betas=num_betas, **smplx_kwargs)
+
+
+@dataclass(frozen=True)
+class BodyPose:
+    """Posed body: vertices (B, 6890, 3), SMPL joints (B, 24, 3), COCO-17 keypoints (B, 17, 3)."""
+
+    vertices: torch.Tensor
+    joints: torch.Tensor
+    keypoints: torch.Tensor
+
+
+def body_forward(
+    model: smplx.SMPL,
+    betas: torch.Tensor | None = None,
+    body_pose: torch.Tensor | None = None,
+    global_orient: torch.Tensor | None = None,
+    transl: torch.Tensor | None = None,
+) -> BodyPose:
+    """Pose the body; parameters left out take the model's own (zero by default), repeated to
+    the batch size of those given (smplx itself only repeats ``betas``)."""
+    given = {"betas": betas, "body_pose": body_pose, "global_orient": global_orient, "transl": transl}
+    batch = max((t.shape[0] for t in given.values() if t is not None), default=model.batch_size)
+    params = {k: v if v is not None else getattr(model, k).expand(batch, -1) for k, v in given.items()}
+    out = model(**params)
+    joints = out.joints[:, :NUM_JOINTS]
+    return BodyPose(out.vertices, joints, coco17_keypoints(out.vertices, joints))
+
+
+def vertex_parts(model_or_weights: smplx.SMPL | np.ndarray | torch.Tensor) -> np.ndarray:
+    """Body part (SMPL joint id with the largest skinning weight) of every vertex, shape (V,).
+
+    The renderer dresses vertices by part (e.g. a diaper on pelvis and hips).
+    """
+    weights = getattr(model_or_weights, "lbs_weights", model_or_weights)
+    if isinstance(weights, torch.Tensor):
+        weights = weights.detach().cpu().numpy()
+    # Rounding makes float32 (a model) and float64 (a file) agree where two weights tie at 0.5.
+    return np.round(np.asarray(weights, dtype=np.float64), 5).argmax(axis=1)

@@ -1,0 +1,105 @@
+"""Reading and writing SMPL-format pickles without chumpy.
+
+Why: the official SMPL/SMIL pickles (``smil_web.pkl``) hold ``chumpy`` objects, and chumpy does
+not install on Python 3.11 / NumPy 2. The unpickler here maps every ``chumpy.*`` class to a
+stand-in that only keeps the pickled state, and the loader turns those into plain NumPy arrays,
+so neither chumpy nor its import is ever needed.
+"""
+
+from __future__ import annotations
+
+import pickle
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+#: Keys ``smplx.SMPL`` reads from a model pickle.
+REQUIRED_KEYS: Final[tuple[str, ...]] = (
+    "v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f",
+)  # fmt: skip
+
+
+class BodyModelFileError(ValueError):
+    """A body model file that is not a usable SMPL-format pickle."""
+
+
+class _ChumpyStandIn:
+    """Stand-in for a chumpy class: restores the pickled attributes and nothing else."""
+
+    chumpy_class: str = ""
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple):  # (dict, slots) from objects with __slots__
+            state = state[0]
+        self.__dict__.update(state or {})
+
+
+@lru_cache(maxsize=None)
+def _stand_in(module: str, name: str) -> type[_ChumpyStandIn]:
+    return type(name, (_ChumpyStandIn,), {"chumpy_class": f"{module}.{name}"})
+
+
+class _NoChumpyUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "chumpy" or module.startswith("chumpy."):
+            return _stand_in(module, name)
+        return super().find_class(module, name)
+
+
+def _plain(value: Any) -> Any:
+    """A chumpy stand-in or a scipy sparse matrix as a dense ndarray; anything else unchanged.
+
+    Chumpy values seen in SMPL-family pickles: ``Ch`` (its array is ``x``) and
+    ``reordering.Select`` (``a.ravel()[idxs]`` reshaped to ``preferred_shape``).
+    """
+    if isinstance(value, _ChumpyStandIn):
+        state = value.__dict__
+        if "x" in state:
+            return np.asarray(_plain(state["x"]))
+        if value.chumpy_class.endswith(".Select") and {"a", "idxs"} <= state.keys():
+            picked = np.asarray(_plain(state["a"])).ravel()[np.asarray(state["idxs"])]
+            shape = state.get("preferred_shape")
+            return picked.reshape(shape) if shape is not None else picked
+        raise BodyModelFileError(f"cannot convert chumpy object {value.chumpy_class} to an array")
+    if hasattr(value, "toarray") and "scipy.sparse" in type(value).__module__:
+        return value.toarray()
+    return value
+
+
+def read_smpl_pickle(path: str | Path) -> dict[str, np.ndarray]:
+    """Arrays of an SMPL-format pickle (SMPL, SMIL, or this project's procedural body).
+
+    Raises ``FileNotFoundError`` naming the file, and :class:`BodyModelFileError` naming the
+    missing keys when the pickle is not an SMPL model.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"body model file not found: {path}")
+    with path.open("rb") as fh:
+        try:
+            data = _NoChumpyUnpickler(fh, encoding="latin1").load()
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
+            raise BodyModelFileError(f"{path} is not a readable SMPL-format pickle: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BodyModelFileError(f"{path} holds a {type(data).__name__}, not an SMPL model dict")
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise BodyModelFileError(f"{path} lacks required SMPL keys: {', '.join(missing)}")
+    arrays = {k: np.asarray(_plain(data[k])) for k in REQUIRED_KEYS}
+    arrays["f"] = arrays["f"].astype(np.int64)
+    arrays["kintree_table"] = arrays["kintree_table"].astype(np.int64)
+    return arrays
+
+
+def write_smpl_pickle(arrays: dict[str, np.ndarray], path: str | Path) -> Path:
+    """Write plain arrays as a pickle that ``smplx.SMPL(model_path=path)`` loads unchanged."""
+    missing = [k for k in REQUIRED_KEYS if k not in arrays]
+    if missing:
+        raise BodyModelFileError(f"cannot write an SMPL pickle without: {', '.join(missing)}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        pickle.dump({k: np.ascontiguousarray(arrays[k]) for k in REQUIRED_KEYS}, fh, protocol=4)
+    return path

@@ -1,0 +1,152 @@
+"""Backgrounds behind the rendered infant: a backdrop image plus an optional floor in perspective.
+
+The floor is the plane y = 0 seen through the sample's camera, computed per pixel by
+intersecting the viewing rays with the plane and looking the texture up with ``cv2.remap``: a
+perspective-correct textured floor without adding geometry to the GL scene. Beyond
+``floor_radius`` (the room's size) and above the horizon the backdrop shows. A contact shadow
+darkens the floor where the body is close to it. Everything is vectorised NumPy/OpenCV.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import cv2
+import numpy as np
+
+from aims_lib.camera import Camera
+from aims_lib.synth.appearance import BACKDROP_PHOTOS, FLOOR_PHOTOS, FLOOR_STREAM, Appearance, Background
+
+#: Size (metres) of the contact-shadow grid cells and the height over which the shadow fades.
+SHADOW_CELL = 0.02
+SHADOW_HEIGHT = 0.05
+#: Largest floor texture side in texels.
+MAX_TEXELS = 512
+
+
+@functools.lru_cache(maxsize=None)
+def photo(name: str) -> np.ndarray:
+    """A scikit-image bundled photo as read-only float32 RGB in 0..1 (grey photos get 3 channels)."""
+    if name not in BACKDROP_PHOTOS + FLOOR_PHOTOS:
+        known = sorted(set(BACKDROP_PHOTOS + FLOOR_PHOTOS))
+        raise ValueError(f"photo: {name!r} is not one of the bundled photos {known}")
+    import skimage.data
+
+    image = np.asarray(getattr(skimage.data, name)())
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    image = np.ascontiguousarray(image[:, :, :3], dtype=np.float32) / 255.0
+    image.setflags(write=False)
+    return image
+
+
+def _photo_square(name: str, crop: tuple[float, float, float], size: int) -> np.ndarray:
+    """A square crop (fractions of the photo's shorter side) resized to ``size``."""
+    image = photo(name)
+    short = min(image.shape[:2])
+    left, top, side = crop
+    x0, y0 = int(left * (image.shape[1] - side * short)), int(top * (image.shape[0] - side * short))
+    n = max(1, int(side * short))
+    square = image[y0 : y0 + n, x0 : x0 + n]
+    return cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA if n > size else cv2.INTER_LINEAR)
+
+
+def backdrop_image(background: Background, size: int) -> np.ndarray:
+    """The backdrop (size, size, 3) float32 in 0..1."""
+    first, second = (np.asarray(c, dtype=np.float32) for c in background.colours)
+    if background.backdrop == "solid":
+        return np.broadcast_to(first, (size, size, 3)).copy()
+    if background.backdrop == "gradient":
+        coords = (np.arange(size, dtype=np.float32) - (size - 1) / 2.0) / size
+        angle = background.gradient_angle
+        t = np.clip(coords[None, :] * np.cos(angle) + coords[:, None] * np.sin(angle) + 0.5, 0.0, 1.0)[:, :, None]
+        return (1.0 - t) * first + t * second
+    image = _photo_square(background.photo, background.crop, size)
+    if background.flip:
+        image = image[:, ::-1]
+    image = image * np.asarray(background.tint, dtype=np.float32)
+    if background.blur > 0:
+        image = cv2.GaussianBlur(image, (0, 0), background.blur)
+    return np.ascontiguousarray(image)
+
+
+def floor_texture(background: Background, texels: int, seed: int) -> np.ndarray:
+    """One seamless repeat (n, n, 3) of the floor texture; repeats with ``BORDER_WRAP``."""
+    first, second = (np.asarray(c, dtype=np.float32) for c in background.floor_colours)
+    index = (np.arange(texels) * 2) // texels  # 0 for the first half of the tile, 1 for the second
+    if background.floor == "checker":
+        which = (index[:, None] + index[None, :]) % 2
+    elif background.floor == "stripes":
+        which = np.broadcast_to(index[:, None], (texels, texels))
+    elif background.floor == "planks":
+        boards = 5
+        rng = np.random.default_rng([seed, FLOOR_STREAM])
+        shade = rng.uniform(0.85, 1.15, boards).astype(np.float32)
+        row_board = (np.arange(texels) * boards) // texels
+        texture = np.broadcast_to((first * shade[row_board][:, None])[:, None, :], (texels, texels, 3)).copy()
+        seams = (np.arange(texels) * boards) % texels < max(1, texels // 64)
+        texture[seams] = second
+        return texture
+    else:  # photo: mirror the crop into a 2x2 tile so that wrapping shows no seams
+        half = _photo_square(background.floor_photo, (0.5, 0.5, 1.0), max(1, texels // 2))
+        half = half * np.asarray(background.floor_tint, dtype=np.float32)
+        top = np.concatenate([half, half[:, ::-1]], axis=1)
+        return np.concatenate([top, top[::-1]], axis=0)
+    return np.where(which[:, :, None] == 0, first, second).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def _pixel_grid(size: int) -> np.ndarray:
+    """Homogeneous pixel centres (size, size, 3): (column, row, 1)."""
+    pixels = np.arange(size, dtype=np.float64)
+    grid = np.stack([*np.meshgrid(pixels, pixels), np.ones((size, size))], axis=-1)
+    grid.setflags(write=False)
+    return grid
+
+
+def floor_points(camera: Camera, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """World (x, z) where each pixel's ray meets the floor (size, size, 2), and where it does (size, size)."""
+    rays = _pixel_grid(size) @ (camera.R.T @ np.linalg.inv(camera.K)).T
+    origin = camera.position
+    going_down = rays[..., 1] < -1e-9
+    distance = np.where(going_down, -origin[1] / np.where(going_down, rays[..., 1], -1.0), 0.0)
+    hits = origin[[0, 2]] + distance[..., None] * rays[..., [0, 2]]
+    return hits, going_down & (origin[1] > 0)
+
+
+def _contact_shadow(vertices: np.ndarray, hits: np.ndarray) -> np.ndarray:
+    """Occupancy (size, size) in 0..1 of the floor under the body, blurred into a soft shadow."""
+    weight = np.exp(-np.clip(vertices[:, 1], 0.0, None) / SHADOW_HEIGHT)
+    low = vertices[:, [0, 2]].min(axis=0) - 6 * SHADOW_CELL
+    cells = np.ceil((vertices[:, [0, 2]].max(axis=0) + 6 * SHADOW_CELL - low) / SHADOW_CELL).astype(int)
+    index = ((vertices[:, [0, 2]] - low) / SHADOW_CELL).astype(int)
+    grid = np.zeros((cells[1], cells[0]), dtype=np.float32)
+    np.maximum.at(grid, (index[:, 1], index[:, 0]), weight.astype(np.float32))
+    grid = cv2.GaussianBlur(grid, (0, 0), 1.5)
+    coords = ((hits - low) / SHADOW_CELL - 0.5).astype(np.float32)
+    return cv2.remap(grid, coords[..., 0], coords[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+
+def background_image(appearance: Appearance, camera: Camera, size: int, vertices: np.ndarray) -> np.ndarray:
+    """The full background (size, size, 3) float32 in 0..1: backdrop, floor and contact shadow."""
+    background = appearance.background
+    image = backdrop_image(background, size)
+    if background.floor == "none":
+        return image
+    hits, on_floor = floor_points(camera, size)
+    radius = np.linalg.norm(hits, axis=-1)
+    inside = np.where(on_floor, 1.0 - np.clip((radius - background.floor_radius) / 0.3 + 0.5, 0.0, 1.0), 0.0)
+
+    # Texel density matching the image near the infant (at the origin), so the texture is not
+    # aliased where it matters; capped because the photos hold no finer detail anyway.
+    per_metre = camera.K[1, 1] / max(np.linalg.norm(camera.position), 1e-6)
+    texels = int(np.clip(background.floor_tile * per_metre, 8, MAX_TEXELS))
+    texture = floor_texture(background, texels, appearance.seed)
+    c, s = np.cos(background.floor_angle), np.sin(background.floor_angle)
+    uv = hits @ np.array([[c, -s], [s, c]]) * (texture.shape[0] / background.floor_tile)
+    uv = np.mod(uv, texture.shape[0]).astype(np.float32)
+    floor = cv2.remap(texture, uv[..., 0], uv[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+    if appearance.shadow > 0:
+        floor *= (1.0 - appearance.shadow * _contact_shadow(vertices, hits))[..., None]
+    weight = inside[..., None].astype(np.float32)
+    return image + weight * (floor - image)
