@@ -119,6 +119,7 @@ def sample_camera(
     image_size: int,
     *,
     fov_deg: tuple[float, float] = (35.0, 65.0),
+    azimuth_deg: tuple[float, float] = (0.0, 360.0),
     elevation_deg: tuple[float, float] = (20.0, 80.0),
     roll_deg: tuple[float, float] = (-10.0, 10.0),
     fill: tuple[float, float] = (0.45, 0.85),
@@ -131,7 +132,8 @@ def sample_camera(
 
     * square pixels (``fx = fy``) from a vertical field of view in ``fov_deg``; the principal
       point is the image centre moved by up to ``principal_jitter * image_size`` per axis;
-    * the camera stands at azimuth uniform on the full circle and elevation in
+    * the camera stands at azimuth uniform in ``azimuth_deg`` (0 is in front of a body in the
+      rest pose, which faces +z; default the full circle) and elevation in
       ``elevation_deg`` above the horizontal (infant photos are mostly taken from above;
       90 is straight down), with a roll about the optical axis in ``roll_deg``;
     * the distance makes the bounding sphere's apparent diameter ``fill`` times the image size
@@ -150,6 +152,7 @@ def sample_camera(
     if not 0.0 <= principal_jitter < 0.25:
         raise ValueError(f"sample_camera: principal_jitter must be in [0, 0.25), got {principal_jitter}")
     _check_range("fov_deg", fov_deg, 1.0, 170.0)
+    _check_range("azimuth_deg", azimuth_deg, -360.0, 720.0)
     _check_range("elevation_deg", elevation_deg, -90.0, 90.0)
     _check_range("roll_deg", roll_deg, -180.0, 180.0)
     # The sphere must fit the image even with the principal point moved to its limit.
@@ -169,7 +172,7 @@ def sample_camera(
     distance = extent / math.sin(alpha)
 
     # Look-at rotation; rows of R are the camera axes (x right, y down, z forward) in the world.
-    azimuth = rng.uniform(0.0, 2.0 * math.pi)
+    azimuth = math.radians(rng.uniform(*azimuth_deg))
     elevation = math.radians(rng.uniform(*elevation_deg))
     to_camera_dir = np.array(
         [math.cos(elevation) * math.sin(azimuth), math.sin(elevation), math.cos(elevation) * math.cos(azimuth)]

@@ -24,6 +24,7 @@ from aims_lib.body import (
     SHAPE_COMPONENTS,
     BodyModelFileError,
     body_forward,
+    body_measurements,
     coco17_keypoints,
     load_body_model,
     procedural_arrays,
@@ -174,11 +175,8 @@ def test_landmarks_sit_on_the_right_body_parts(arrays, rest):
 
 
 def _stature_and_head_ratio(model, betas: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    v = body_forward(model, betas=betas).vertices.detach().numpy()
-    head = vertex_parts(model) == HEAD
-    stature = v[..., 1].max(1) - v[..., 1].min(1)
-    head_h = v[:, head, 1].max(1) - v[:, head, 1].min(1)
-    return stature, head_h / stature
+    m = body_measurements(model, betas)
+    return m["stature"], m["head_ratio"]
 
 
 def test_shape_space_spans_plausible_infants():

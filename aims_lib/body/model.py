@@ -13,7 +13,7 @@ import torch
 from smplx.utils import Struct
 
 from aims_lib.body.keypoints import coco17_keypoints
-from aims_lib.body.procedural import NUM_JOINTS, smpl_arrays
+from aims_lib.body.procedural import JOINT_NAMES, NUM_JOINTS, smpl_arrays
 from aims_lib.body.smpl_file import read_smpl_pickle
 
 
@@ -87,3 +87,15 @@ def vertex_parts(model_or_weights: smplx.SMPL | np.ndarray | torch.Tensor) -> np
         weights = weights.detach().cpu().numpy()
     # Rounding makes float32 (a model) and float64 (a file) agree where two weights tie at 0.5.
     return np.round(np.asarray(weights, dtype=np.float64), 5).argmax(axis=1)
+
+
+def body_measurements(model: smplx.SMPL, betas: torch.Tensor) -> dict[str, np.ndarray]:
+    """Crown-to-heel ``stature`` (metres, rest pose) and ``head_ratio`` (head height / stature)
+    per row of ``betas``: the two proportions that tell an infant from a small adult."""
+    with torch.no_grad():
+        v = body_forward(model, betas=betas).vertices.cpu().numpy()
+    head = vertex_parts(model) == JOINT_NAMES.index("head")
+    stature = v[..., 1].max(1) - v[..., 1].min(1)
+    head_height = v[:, head, 1].max(1) - v[:, head, 1].min(1)
+    return {"stature": stature, "head_ratio": head_height / stature}
+

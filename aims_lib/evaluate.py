@@ -1,0 +1,86 @@
+"""Evaluation: top-1 accuracies, the paper's reported numbers, and comparison tables.
+
+The paper's numbers (Tables 2 and 3, top-1 % on its 198 real test images) are kept here, once,
+so that every table puts them in their own column beside ours; ours are computed on whatever
+dataset the run used, which for the embedded benchmark is not the paper's data.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+
+#: Table 2 of the paper: top-1 % on the real test set.
+PAPER_TABLE2: Final[dict[str, dict[str, float]]] = {
+    "coarse": {"image": 75.5, "image_lmmd": 85.3, "pose": 83.3},
+    "fine": {"image": 40.4, "image_lmmd": 50.5, "pose": 68.0, "full": 76.8},
+}
+#: Table 3 of the paper: coarse top-1 % by source domain, without and with LMMD.
+PAPER_TABLE3: Final[dict[str, dict[str, float]]] = {
+    "synthetic": {"image": 45.3, "image_lmmd": 60.3},
+    "synthetic+real": {"image": 75.5, "image_lmmd": 85.3},
+}
+ROW_NAMES: Final[dict[str, str]] = {
+    "image": "Image branch",
+    "image_lmmd": "Image branch (w/ LMMD)",
+    "pose": "Pose branch",
+    "full": "Ours (full model)",
+}
+
+
+def top1(logits_or_pred: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 accuracy in %; accepts logits (N, C) or predicted ids (N,)."""
+    labels = np.asarray(labels)
+    pred = np.asarray(logits_or_pred)
+    if pred.ndim == 2:
+        pred = pred.argmax(1)
+    if pred.shape != labels.shape:
+        raise ValueError(f"predictions {pred.shape} and labels {labels.shape} differ in shape")
+    if labels.size == 0:
+        raise ValueError("no labels to score")
+    return float((pred == labels).mean() * 100.0)
+
+
+def per_class_accuracy(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Recall per class in % (NaN for a class absent from ``labels``)."""
+    out = np.full(num_classes, np.nan)
+    for c in range(num_classes):
+        sel = labels == c
+        if sel.any():
+            out[c] = float((pred[sel] == c).mean() * 100.0)
+    return out
+
+
+def confusion_matrix(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts ``M[true, predicted]``."""
+    m = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(m, (np.asarray(labels), np.asarray(pred)), 1)
+    return m
+
+
+def comparison_rows(ours: dict[str, dict[str, float]], paper: dict[str, dict[str, float]], data_label: str) -> list[dict]:
+    """Rows ``{task, method, ours (<data_label>), paper}`` for a markdown/pandas table."""
+    rows = []
+    for task, methods in ours.items():
+        for method, value in methods.items():
+            rows.append(
+                {
+                    "task": task,
+                    "method": ROW_NAMES.get(method, method),
+                    f"ours ({data_label})": round(value, 1),
+                    "paper (SyRIP/AIMS real test)": paper.get(task, {}).get(method, float("nan")),
+                }
+            )
+    return rows
+
+
+def tsne_embedding(features: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
+    """2-D t-SNE of feature rows (PCA-initialised, seeded, so the same input gives the same map)."""
+    from sklearn.manifold import TSNE
+
+    n = len(features)
+    if n < 5:
+        raise ValueError(f"t-SNE needs at least 5 points, got {n}")
+    tsne = TSNE(n_components=2, perplexity=min(perplexity, (n - 1) / 3), init="pca", random_state=seed)
+    return tsne.fit_transform(np.asarray(features, dtype=np.float32))
