@@ -16,13 +16,19 @@ def test_paper_scale_plan():
     synthetic = [p for p in plan if p.domain == "synthetic"]
     assert {p.split for p in synthetic} == {"train"}
     splits = Counter(p.split for p in real)
-    assert abs(splits["test"] - 198) <= 6  # per-class rounding of 198/750
-    assert abs(splits["val"] - 75) <= 6
+    assert (splits["test"], splits["val"], splits["train"]) == (198, 75, 477)
     for part in (real, synthetic):
         counts = Counter(p.fine for p in part).values()
         assert max(counts) - min(counts) <= 1 and len(counts) == 12  # balanced classes
     test_classes = Counter(p.fine for p in real if p.split == "test")
     assert set(test_classes) == set(taxonomy.FINE)  # every class is tested
+
+
+def test_tiny_plan_still_has_every_split():
+    real = [p for p in plan_samples(GeneratorConfig(12, 48, seed=0)) if p.domain == "real"]
+    splits = Counter(p.split for p in real)
+    assert (splits["test"], splits["val"], splits["train"]) == (13, 5, 30)
+    assert len({p.fine for p in real if p.split == "test"}) == 12
 
 
 def test_plan_is_seeded():

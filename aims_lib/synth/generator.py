@@ -97,12 +97,14 @@ def plan_samples(config: GeneratorConfig) -> list[PlannedSample]:
         labels = [labels[i] for i in rng.permutation(n)]
         splits = ["train"] * n
         if domain == "real":
-            for fine in taxonomy.FINE:
-                idx = [i for i, f in enumerate(labels) if f == fine]
-                n_test = int(round(REAL_TEST_FRACTION * len(idx)))
-                n_val = int(round(REAL_VAL_FRACTION * len(idx)))
-                for rank, i in enumerate(rng.permutation(idx)):
-                    splits[i] = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
+            # Deal the classes round-robin (each class shuffled), then cut test, val, train:
+            # every split gets the classes in proportion, even for tiny datasets.
+            per_class = [list(rng.permutation([i for i, f in enumerate(labels) if f == fine])) for fine in taxonomy.FINE]
+            dealt = [q.pop(0) for _ in range(n) for q in per_class if q][:n]
+            n_test = int(round(REAL_TEST_FRACTION * n))
+            n_val = int(round(REAL_VAL_FRACTION * n))
+            for rank, i in enumerate(dealt):
+                splits[i] = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
         for fine, split in zip(labels, splits):
             plan.append(PlannedSample(next_id, fine, domain, split))
             next_id += 1
