@@ -223,7 +223,13 @@ _MAKER: _ChunkMaker | None = None
 
 
 def _worker_init(image_size: int) -> None:
+    """Build this process's body model and renderer, reusing them across in-process runs
+    (a second EGL context in one process fails, so the old renderer is closed first)."""
     global _MAKER
+    if _MAKER is not None and _MAKER.image_size == image_size:
+        return
+    if _MAKER is not None:
+        _MAKER.renderer.close()
     _MAKER = _ChunkMaker(image_size)
 
 
