@@ -83,28 +83,27 @@ _FINE_LOOKUP: Final[dict[str, str]] = {
 _COARSE_LOOKUP: Final[dict[str, str]] = {_normalise_name(c): c for c in COARSE}
 
 
+def _parse(name: str, lookup: dict[str, str], valid: tuple[str, ...], kind: str) -> str:
+    if not isinstance(name, str):
+        raise LabelError(f"{kind} label must be a string, got {name!r}; valid: {', '.join(valid)}")
+    canonical = lookup.get(_normalise_name(name))
+    if canonical is None:
+        raise LabelError(f"unknown {kind} label {name!r}; valid: {', '.join(valid)}")
+    return canonical
+
+
 def parse_fine(name: str) -> str:
     """Return the canonical fine label for a leniently spelled name.
 
     ``"Sitting w/ Support"``, ``"sitting_with_support"`` and ``"SITTING WITH SUPPORT"`` are one
     label. An unknown name raises :class:`LabelError` listing the valid labels.
     """
-    if not isinstance(name, str):
-        raise LabelError(f"fine label must be a string, got {name!r}; valid: {', '.join(FINE)}")
-    canonical = _FINE_LOOKUP.get(_normalise_name(name))
-    if canonical is None:
-        raise LabelError(f"unknown fine label {name!r}; valid: {', '.join(FINE)}")
-    return canonical
+    return _parse(name, _FINE_LOOKUP, FINE, "fine")
 
 
 def parse_coarse(name: str) -> str:
     """Return the canonical coarse label for a leniently spelled name (see :func:`parse_fine`)."""
-    if not isinstance(name, str):
-        raise LabelError(f"coarse label must be a string, got {name!r}; valid: {', '.join(COARSE)}")
-    canonical = _COARSE_LOOKUP.get(_normalise_name(name))
-    if canonical is None:
-        raise LabelError(f"unknown coarse label {name!r}; valid: {', '.join(COARSE)}")
-    return canonical
+    return _parse(name, _COARSE_LOOKUP, COARSE, "coarse")
 
 
 def fine_id(name: str) -> int:

@@ -48,21 +48,12 @@ import numpy as np
 import trimesh
 from scipy.spatial.transform import Rotation
 
+from aims_lib.body.procedural import JOINT_NAMES, NUM_JOINTS, PARENTS
 from aims_lib.taxonomy import FINE, parse_fine
 
 # --- skeleton ----------------------------------------------------------------------------------
 
-JOINT_NAMES: Final[tuple[str, ...]] = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
-    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
-    "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hand", "right_hand",
-)  # fmt: skip
-PARENTS: Final[tuple[int, ...]] = (
-    -1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21,
-)  # fmt: skip
 J: Final[dict[str, int]] = {n: i for i, n in enumerate(JOINT_NAMES)}
-NUM_JOINTS: Final[int] = 24
 
 #: Joint permutation that swaps left and right.
 MIRROR_PERM: Final[tuple[int, ...]] = tuple(
