@@ -33,7 +33,7 @@ PROFILES: Final[dict[str, Profile]] = {
         Profile("smoke", n_synthetic=48, n_real=48, render_size=96,
                 image_arch="resnet18", image_size=32, image_epochs=1, image_iters=2, image_batch=8),
         Profile("quick", n_synthetic=1200, n_real=750, render_size=160,
-                image_arch="resnet18", image_size=64, image_epochs=6, image_iters=40, image_batch=32),
+                image_arch="resnet18", image_size=64, image_epochs=5, image_iters=20, image_batch=32),
         Profile("paper", n_synthetic=4000, n_real=750, render_size=256,
                 image_arch="resnet50", image_size=224, image_epochs=20, image_iters=500, image_batch=32),
     )
