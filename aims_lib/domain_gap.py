@@ -16,7 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from aims_lib.data.format import AimsDataset, Sample
-from aims_lib.data.torch_datasets import image_transform, read_image
+from aims_lib.data.torch_datasets import crop_to_box, image_transform, read_image
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def small_cnn(num_classes: int) -> nn.Module:
 
 def _tensors(samples: list[Sample], image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     transform = image_transform(image_size, train=False)
-    images = torch.stack([transform(read_image(s)) for s in samples])
+    images = torch.stack([transform(crop_to_box(read_image(s), s.bbox)) for s in samples])
     return images, torch.tensor([s.coarse_id for s in samples])
 
 

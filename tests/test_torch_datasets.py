@@ -67,3 +67,17 @@ def test_keypoint_dataset_requires_3d(aims_tiny, tmp_path):
         KeypointDataset(load_dataset(p, check_images=False))
     ds = KeypointDataset(load_dataset(p, check_images=False), require_3d=False)
     assert not ds[0]["has_3d"] and torch.isnan(ds[0]["keypoints_3d"]).all()
+
+
+def test_crop_to_box_is_square_and_centred():
+    import numpy as np
+    from PIL import Image
+
+    from aims_lib.data.torch_datasets import crop_to_box
+
+    im = Image.fromarray(np.arange(100 * 80 * 3, dtype=np.uint8).reshape(100, 80, 3) % 255)
+    out = crop_to_box(im, np.array([10.0, 20.0, 20.0, 40.0]), margin=0.25)  # side 40 * 1.5 = 60
+    assert out.size == (60, 60)
+    # the crop spans x -10..50, y 10..70: column 10 of the crop is the image's column 0
+    assert np.asarray(out)[0, 10].tolist() == np.asarray(im)[10, 0].tolist()
+    assert np.asarray(out)[0, 0].tolist() == [0, 0, 0]  # outside the image: black

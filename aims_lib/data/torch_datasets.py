@@ -58,9 +58,28 @@ def read_image(sample: Sample) -> Image.Image:
         raise DatasetError(f"{sample.path}: image id {sample.image_id}: unreadable: {exc}") from None
 
 
+#: Margin around the infant's box in the square crop, as a fraction of the box's longer side.
+CROP_MARGIN = 0.15
+
+
+def crop_to_box(image: Image.Image, bbox: np.ndarray, margin: float = CROP_MARGIN) -> Image.Image:
+    """A square crop centred on ``bbox`` (x, y, w, h), its side the box's longer side plus
+    ``margin`` on each end; parts outside the image are filled with black.
+
+    Top-down, like the pose branch: the classifier sees the infant at the same scale whatever
+    the camera distance (SyRIP also annotates a box per infant).
+    """
+    x, y, w, h = (float(v) for v in bbox)
+    side = max(w, h) * (1.0 + 2.0 * margin)
+    cx, cy = x + w / 2.0, y + h / 2.0
+    box = (round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2))
+    return image.crop(box)
+
+
 class ImageDataset(Dataset):
     """Items: ``image`` (3, S, S) float tensor, ``coarse``, ``fine``, ``domain`` (0 synthetic,
-    1 real) and ``image_id``; filtered by split and domain, or given as a list of samples."""
+    1 real) and ``image_id``; filtered by split and domain, or given as a list of samples.
+    With ``crop`` the image is first cut to a square around the infant's box."""
 
     def __init__(
         self,
@@ -70,18 +89,21 @@ class ImageDataset(Dataset):
         image_size: int = 224,
         train: bool = False,
         samples: Sequence[Sample] | None = None,
+        crop: bool = True,
     ) -> None:
         self.dataset = _resolve(dataset)
         self.samples = list(samples) if samples is not None else self.dataset.select(split, domain)
         self.transform = image_transform(image_size, train)
+        self.crop = crop
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         s = self.samples[index]
+        image = read_image(s)
         return {
-            "image": self.transform(read_image(s)),
+            "image": self.transform(crop_to_box(image, s.bbox) if self.crop else image),
             "coarse": s.coarse_id,
             "fine": s.fine_id,
             "domain": DOMAINS.index(s.domain),
