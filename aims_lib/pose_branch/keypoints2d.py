@@ -1,0 +1,626 @@
+"""2D keypoints of the pose branch: a top-down heatmap estimator (HRNet) through mmpose.
+
+The paper detects the 17 COCO keypoints with HRNet and takes the argmax of each heatmap; SMPLify
+then fits the body model to them. Here:
+
+* :func:`train_keypoints_2d` trains an mmpose config (``configs/pose2d``) with mmengine's Runner
+  on per-split COCO files written from our dataset (train = synthetic train + real train,
+  validation = real val, test = real test), validates every epoch with mmpose's CocoMetric, keeps
+  the best checkpoint by val AP, resumes after an interruption, then predicts every image and
+  evaluates the real test split. A run is a directory: ``coco/*.json``, mmengine's checkpoints
+  and logs (``<timestamp>/``, ``stdout.log``), ``config.py`` (the merged config), ``history.jsonl``
+  (training and validation records per epoch), ``metrics.json`` and ``keypoints2d.npz`` (``image_id``, ``keypoints`` (N, 17, 2) in
+  image pixels, ``scores`` (N, 17)) for every image of every split, which SMPLify reads.
+* :class:`Pose2DEstimator` / :func:`estimate_keypoints_2d` run a trained model (or a user's local
+  checkpoint, e.g. an official COCO HRNet-W32) on batches of images with one box each.
+* :func:`evaluate_keypoints_2d`: COCO OKS AP (xtcocotools) and PCK@0.05.
+
+Decoding is mmpose's MSRA heatmap decoder: the argmax of each heatmap, moved a quarter heatmap
+pixel towards the higher neighbour (the usual sub-pixel refinement), mapped from heatmap to crop
+to image through the box's centre and scale (the box is padded by 1.25 and widened to the input's
+aspect ratio). Boxes are the annotated ones (one infant per image; there is no person detector),
+or the whole image when none is given. Test-time flip averaging follows the config (on).
+
+Assumptions of ours (the paper is silent): the estimator trains from scratch unless a checkpoint
+is given (no ImageNet weights can be downloaded here); PCK@0.05 counts a labelled keypoint as
+correct within 0.05 x max(box width, box height) of the annotation, mmpose's ``bbox`` normaliser;
+an image's detection score for AP is the mean of its keypoint scores above 0.2, as mmpose's
+CocoMetric rescoring.
+
+Speeds on the project's 2-core CPU (2 threads, batch 32; other jobs shared the machine, so these
+are lower bounds): see the measurements in the lead's report; the CPU config
+``hrnet_w16s_96x96.py`` is the default of the quick and smoke profiles, the paper config
+``hrnet_w32_256x192.py`` is meant for a GPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+import logging
+import math
+import os
+import time
+import uuid
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+
+from aims_lib import taxonomy
+from aims_lib.data.format import AimsDataset, Sample, atomic_write_bytes, load_dataset, person_category
+from aims_lib.pose_branch.mmcv_shim import import_mmpose
+
+if TYPE_CHECKING:
+    import torch
+    from mmengine.config import Config
+
+log = logging.getLogger(__name__)
+
+CONFIG_DIR: Final[Path] = Path(__file__).resolve().parents[2] / "configs" / "pose2d"
+PAPER_CONFIG: Final[Path] = CONFIG_DIR / "hrnet_w32_256x192.py"
+CPU_CONFIG: Final[Path] = CONFIG_DIR / "hrnet_w16s_96x96.py"
+PREDICTIONS_FILE: Final[str] = "keypoints2d.npz"
+METRICS_FILE: Final[str] = "metrics.json"
+RUN_CONFIG_FILE: Final[str] = "config.py"
+HISTORY_FILE: Final[str] = "history.jsonl"
+#: COCO's per-keypoint OKS constants (the COCO keypoint evaluation), in the COCO-17 order.
+COCO_SIGMAS: Final[np.ndarray] = np.array(
+    [0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89]
+) / 10.0
+PCK_THRESHOLD: Final[float] = 0.05
+#: Keypoint scores below this do not count towards an image's detection score (mmpose's default).
+SCORE_THRESHOLD: Final[float] = 0.2
+#: mmpose and mmengine messages that say nothing actionable here.
+_NOISE: Final[tuple[str, ...]] = (
+    r"pkg_resources is deprecated",
+    r"The metainfo config file",
+    r"Environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD",
+)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    with warnings.catch_warnings():
+        for message in _NOISE:
+            warnings.filterwarnings("ignore", message=message)
+        yield
+
+
+@contextlib.contextmanager
+def trusted_checkpoints() -> Iterator[None]:
+    """Let ``torch.load`` read full mmengine checkpoints (they pickle NumPy arrays and logging
+    state, which torch >= 2.6 refuses by default) for the duration of the block.
+
+    Only for files we wrote or that the user handed us: a checkpoint is a pickle and can run code.
+    """
+    key = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
+    old = os.environ.get(key)
+    os.environ[key] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ[key]
+        else:
+            os.environ[key] = old
+
+
+# ----------------------------------------------------------------------------- COCO files
+
+
+def coco_dict(ds: AimsDataset, samples: Sequence[Sample]) -> dict[str, Any]:
+    """A plain COCO keypoint dict of ``samples`` (paths relative to the dataset root).
+
+    ``area`` (the OKS scale) is the file's when it has one, else the box area.
+    """
+    areas = {a["image_id"]: a.get("area") for a in ds.raw["annotations"]}
+    return {
+        "info": {"description": "written by aims_lib.pose_branch.keypoints2d"},
+        "images": [
+            {"id": s.image_id, "file_name": s.file_name, "width": s.width, "height": s.height} for s in samples
+        ],
+        "annotations": [
+            {
+                "id": s.image_id,
+                "image_id": s.image_id,
+                "category_id": 1,
+                "keypoints": np.column_stack([s.keypoints_2d, s.visibility]).ravel().tolist(),
+                "num_keypoints": int((s.visibility > 0).sum()),
+                "bbox": s.bbox.tolist(),
+                "area": float(areas.get(s.image_id) or s.bbox[2] * s.bbox[3]),
+                "iscrowd": 0,
+            }
+            for s in samples
+        ],
+        "categories": [person_category()],
+    }
+
+
+def split_sets(ds: AimsDataset) -> dict[str, list[Sample]]:
+    """The estimator's sets: train = synthetic + real training images; val, test = real."""
+    return {
+        "train": ds.select("train"),
+        "val": ds.select("val", "real"),
+        "test": ds.select("test", "real"),
+    }
+
+
+def write_coco_splits(ds: AimsDataset, out_dir: Path) -> dict[str, Path]:
+    """Write one COCO file per set (mmpose's CocoDataset and CocoMetric read files)."""
+    paths = {}
+    for name, samples in split_sets(ds).items():
+        paths[name] = out_dir / f"{name}.json"
+        atomic_write_bytes(paths[name], json.dumps(coco_dict(ds, samples)).encode())
+    return paths
+
+
+# ----------------------------------------------------------------------------- inference
+
+
+def _as_boxes(bboxes: np.ndarray | Sequence[Sequence[float]] | None, n: int) -> np.ndarray | None:
+    """Validated (n, 4) ``x, y, w, h`` boxes, or None (whole images)."""
+    if bboxes is None:
+        return None
+    boxes = np.asarray(bboxes, dtype=np.float64)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"bboxes must have shape (N, 4) as x, y, w, h; got {boxes.shape}")
+    if len(boxes) != n:
+        raise ValueError(f"got {n} images but {len(boxes)} bboxes: one box per image is needed")
+    bad = ~np.isfinite(boxes).all(1) | (boxes[:, 2] <= 0) | (boxes[:, 3] <= 0)
+    if bad.any():
+        raise ValueError(f"bboxes {np.flatnonzero(bad)[:5].tolist()} are not finite or have no area: {boxes[bad][:2].tolist()}")
+    return boxes
+
+
+def _as_bgr(image: np.ndarray | str | Path) -> np.ndarray:
+    """An image as mmpose's pipelines expect it (uint8 BGR, like cv2.imread); arrays are RGB."""
+    if isinstance(image, (str, Path)):
+        import cv2
+
+        bgr = cv2.imread(str(image), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise FileNotFoundError(f"image not found or unreadable: {image}")
+        return bgr
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.dtype != np.uint8:
+        raise ValueError(f"images must be uint8 RGB arrays (H, W, 3) or file paths; got {arr.dtype} {arr.shape}")
+    return np.ascontiguousarray(arr[..., 2::-1])
+
+
+class Pose2DEstimator:
+    """A top-down heatmap model (any mmpose config) ready for batched inference."""
+
+    def __init__(self, model: torch.nn.Module, config: Path, checkpoint: Path | None) -> None:
+        from mmengine.dataset import Compose
+
+        self.model = model
+        self.config = config
+        self.checkpoint = checkpoint
+        self.pipeline = Compose(model.cfg.test_dataloader.dataset.pipeline)
+
+    @classmethod
+    def load(
+        cls, source: str | Path, checkpoint: str | Path | None = None, device: str = "cpu"
+    ) -> Pose2DEstimator:
+        """Build the model of a run directory (its config and best checkpoint) or of a config file.
+
+        ``checkpoint`` (a local file: a run's checkpoint, an official mmpose COCO HRNet, an
+        infant HRNet) overrides the run's; it must hold every weight of the config's model. A
+        config file without a checkpoint gives random weights (logged as a warning).
+        """
+        source = Path(source)
+        if source.is_dir():
+            config = source / RUN_CONFIG_FILE
+            if not config.is_file():
+                raise FileNotFoundError(f"{source} has no {RUN_CONFIG_FILE}: not a keypoints2d run directory")
+            checkpoint = checkpoint if checkpoint is not None else best_checkpoint(source)
+        elif source.is_file():
+            config = source
+        else:
+            raise FileNotFoundError(f"pose2d config or run directory not found: {source}")
+        if checkpoint is not None and not Path(checkpoint).is_file():
+            raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
+        import_mmpose()
+        from mmpose.apis import init_model
+
+        with _quiet():
+            model = init_model(str(config), None, device=device)
+        if checkpoint is None:
+            log.warning("pose2d: no checkpoint given: %s has random weights", config.name)
+        else:
+            load_weights(model, Path(checkpoint))
+        return cls(model, config, None if checkpoint is None else Path(checkpoint))
+
+    def predict(
+        self,
+        images: Sequence[np.ndarray | str | Path],
+        bboxes: np.ndarray | Sequence[Sequence[float]] | None = None,
+        batch_size: int = 64,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints (N, 17, 2) in image pixels and their heatmap scores (N, 17).
+
+        ``images``: uint8 RGB arrays or image files; ``bboxes``: one ``x, y, w, h`` box per image
+        (None: the whole image).
+        """
+        import torch
+        from mmengine.dataset import pseudo_collate
+
+        n = len(images)
+        boxes = _as_boxes(bboxes, n)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        keypoints = np.zeros((n, taxonomy.NUM_KEYPOINTS, 2), np.float32)
+        scores = np.zeros((n, taxonomy.NUM_KEYPOINTS), np.float32)
+        self.model.eval()
+        for start in range(0, n, batch_size):
+            items = []
+            for i in range(start, min(n, start + batch_size)):
+                img = _as_bgr(images[i])
+                x, y, w, h = boxes[i] if boxes is not None else (0.0, 0.0, img.shape[1], img.shape[0])
+                info = dict(img=img, bbox=np.array([[x, y, x + w, y + h]], np.float32), bbox_score=np.ones(1, np.float32))
+                items.append(self.pipeline({**info, **self.model.dataset_meta}))
+            with torch.no_grad():
+                results = self.model.test_step(pseudo_collate(items))
+            for j, r in enumerate(results, start):
+                keypoints[j] = r.pred_instances.keypoints[0]
+                scores[j] = r.pred_instances.keypoint_scores[0]
+        return keypoints, scores
+
+
+def load_weights(model: torch.nn.Module, checkpoint: Path) -> None:
+    """Load a checkpoint that must fit ``model`` entirely: mmengine's (ours, mmpose 1.x model
+    zoo), mmpose 0.x's (``keypoint_head``, converted by mmpose) or a bare state dict.
+
+    mmengine's own loader only warns about missing weights, which would leave a silently random
+    model; here a checkpoint of another architecture is an error. Unused extra weights are logged.
+    """
+    import torch
+
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)  # a file the user or we chose
+    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{checkpoint}: not a model checkpoint (no state_dict of tensors)")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    if not any(k.startswith(("backbone.", "head.", "keypoint_head.")) for k in state):
+        # the original HRNet code (deep-high-resolution-net.pytorch, the base of infant HRNets
+        # such as FiDIP) names the backbone's modules as mmpose does, without its prefixes
+        state = {("head." if k.startswith("final_layer.") else "backbone.") + k: v for k, v in state.items()}
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        raise ValueError(f"{checkpoint} does not fit the model of {model.cfg.filename}: {exc}") from None
+    if result.missing_keys:
+        raise ValueError(
+            f"{checkpoint} does not fit the model of {model.cfg.filename}: {len(result.missing_keys)} weights "
+            f"missing, e.g. {result.missing_keys[:3]}"
+        )
+    if result.unexpected_keys:
+        log.warning("pose2d: %s: %d unused weights, e.g. %s", checkpoint, len(result.unexpected_keys), result.unexpected_keys[:3])
+
+
+def estimate_keypoints_2d(
+    images: Sequence[np.ndarray | str | Path],
+    bboxes: np.ndarray | Sequence[Sequence[float]] | None,
+    estimator: Pose2DEstimator | str | Path,
+    *,
+    checkpoint: str | Path | None = None,
+    device: str = "cpu",
+    batch_size: int = 64,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints (N, 17, 2) in image pixels and scores (N, 17) of one infant per image.
+
+    ``estimator``: a loaded :class:`Pose2DEstimator`, or a run directory / config file to load
+    (with ``checkpoint`` and ``device``, see :meth:`Pose2DEstimator.load`).
+    """
+    if not isinstance(estimator, Pose2DEstimator):
+        estimator = Pose2DEstimator.load(estimator, checkpoint, device)
+    return estimator.predict(images, bboxes, batch_size)
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def pck(samples: Sequence[Sample], keypoints: np.ndarray, threshold: float = PCK_THRESHOLD) -> float:
+    """Share of labelled keypoints within ``threshold * max(box w, box h)`` of the annotation."""
+    gt = np.stack([s.keypoints_2d for s in samples])
+    labelled = np.stack([s.visibility > 0 for s in samples])
+    size = np.array([max(s.bbox[2], s.bbox[3]) for s in samples])
+    hit = np.linalg.norm(keypoints - gt, axis=2) <= threshold * size[:, None]
+    return float(hit[labelled].mean()) if labelled.any() else float("nan")
+
+
+def coco_ap(ds: AimsDataset, samples: Sequence[Sample], keypoints: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """COCO keypoint AP, AP50, AP75 and AR by OKS (xtcocotools), one detection per image."""
+    try:
+        from xtcocotools.coco import COCO
+        from xtcocotools.cocoeval import COCOeval
+    except ImportError as exc:
+        raise ImportError(f"xtcocotools is needed for COCO AP ({exc}): install the environment with `make venv`") from exc
+    gt = COCO()
+    gt.dataset = coco_dict(ds, samples)
+    detections = []
+    for s, k, sc in zip(samples, keypoints, scores, strict=True):
+        confident = sc[sc > SCORE_THRESHOLD]
+        detections.append({
+            "image_id": s.image_id,
+            "category_id": 1,
+            "keypoints": np.column_stack([k, sc]).ravel().tolist(),
+            "score": float(confident.mean()) if confident.size else 0.0,
+        })
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+        ev = COCOeval(gt, gt.loadRes(detections), "keypoints", COCO_SIGMAS, use_area=True)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return {"AP": float(ev.stats[0]), "AP50": float(ev.stats[1]), "AP75": float(ev.stats[2]), "AR": float(ev.stats[5])}
+
+
+def evaluate_keypoints_2d(
+    ds: AimsDataset, samples: Sequence[Sample], keypoints: np.ndarray, scores: np.ndarray
+) -> dict[str, float]:
+    """COCO OKS AP/AP50/AP75/AR and PCK@0.05 (normaliser: max of the box's width and height)."""
+    if len(samples) != len(keypoints) or len(samples) != len(scores):
+        raise ValueError(f"{len(samples)} samples but {len(keypoints)} keypoint and {len(scores)} score rows")
+    if not samples:
+        return {}
+    return {**coco_ap(ds, samples, keypoints, scores), "PCK@0.05": pck(samples, keypoints), "n": len(samples)}
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class Pose2DTrainConfig:
+    """What a run sets on top of its mmpose config; None keeps the config's value."""
+
+    config: str = str(CPU_CONFIG)  # mmengine config file (configs/pose2d)
+    epochs: int | None = None
+    batch_size: int | None = None
+    checkpoint: str | None = None  # initial weights (a local file); None: from scratch
+    seed: int = 0
+    num_workers: int = 0
+    predict_batch_size: int = 64
+
+    def validate(self) -> None:
+        if not Path(self.config).is_file():
+            raise FileNotFoundError(f"pose2d config not found: {self.config}")
+        if self.checkpoint is not None and not Path(self.checkpoint).is_file():
+            raise FileNotFoundError(f"checkpoint not found: {self.checkpoint}")
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if self.num_workers < 0 or self.predict_batch_size < 1:
+            raise ValueError(f"num_workers must be >= 0 and predict_batch_size >= 1: {self}")
+
+
+def best_checkpoint(run_dir: Path) -> Path:
+    """The run's best checkpoint by val AP (mmengine keeps one), else its last one."""
+    best = sorted(run_dir.glob("best_coco_AP_epoch_*.pth"))
+    if best:
+        return best[-1]
+    latest = latest_checkpoint(run_dir)
+    if latest is None:
+        raise FileNotFoundError(f"{run_dir} holds no checkpoint: train it first")
+    return latest
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint an interrupted run resumes from (mmengine's ``last_checkpoint`` record)."""
+    record = run_dir / "last_checkpoint"
+    if not record.is_file():
+        return None
+    path = Path(record.read_text().strip())
+    return path if path.is_file() else None
+
+
+def rescale_schedule(
+    schedulers: list[dict[str, Any]], base_epochs: int, epochs: int, total_iters: int
+) -> list[dict[str, Any]]:
+    """Fit a config's LR schedule to a run of another length, so one config serves all profiles:
+    epoch milestones scale with ``epochs / base_epochs``; an iteration warm-up is capped at a
+    tenth of the run (at least 2: mmengine's LinearLR with ``end=1`` never leaves its start)."""
+    out = copy.deepcopy(schedulers)
+    for s in out:
+        if s.get("by_epoch", True):
+            f = epochs / base_epochs
+            if "milestones" in s:
+                s["milestones"] = [max(1, round(m * f)) for m in s["milestones"]]
+            if "end" in s:
+                s["end"] = max(1, round(s["end"] * f))
+        elif "end" in s:
+            s["end"] = max(2, min(s["end"], total_iters // 10))
+    return out
+
+
+def build_run_config(cfg: Pose2DTrainConfig, coco: dict[str, Path], image_root: Path, run_dir: Path, n_train: int) -> Config:
+    """The mmpose config with this run's data, length, batch, seed and work dir filled in."""
+    import_mmpose()
+    from mmengine.config import Config
+
+    c = Config.fromfile(cfg.config)
+    base_epochs = int(c.train_cfg.max_epochs)
+    epochs = cfg.epochs or base_epochs
+    batch = cfg.batch_size or int(c.train_dataloader.batch_size)
+    iters = epochs * math.ceil(n_train / batch)
+    loader = {"num_workers": cfg.num_workers, "persistent_workers": cfg.num_workers > 0}
+    options: dict[str, Any] = {
+        "work_dir": str(run_dir),
+        "experiment_name": f"pose2d_{uuid.uuid4().hex[:8]}",  # mmengine's logger/visualiser names are global
+        "randomness": {"seed": cfg.seed, "deterministic": False},
+        "train_cfg.max_epochs": epochs,
+        "param_scheduler": rescale_schedule(list(c.param_scheduler), base_epochs, epochs, iters),
+        "train_dataloader.batch_size": batch,
+        "val_evaluator.ann_file": str(coco["val"]),
+        "test_evaluator.ann_file": str(coco["test"]),
+    }
+    for name, split in (("train_dataloader", "train"), ("val_dataloader", "val"), ("test_dataloader", "test")):
+        options.update({f"{name}.{k}": v for k, v in loader.items()})
+        options[f"{name}.dataset.ann_file"] = str(coco[split])
+        options[f"{name}.dataset.data_root"] = ""
+        options[f"{name}.dataset.data_prefix"] = {"img": str(image_root)}
+    c.merge_from_dict(options)
+    return c
+
+
+def _progress_hook(run_dir: Path) -> Any:
+    """A hook that keeps the console to one progress bar and one line per epoch (mmengine's own
+    log goes to the run directory) and appends each epoch to ``history.jsonl``."""
+    from mmengine.hooks import Hook
+    from tqdm.auto import tqdm
+
+    class Progress(Hook):
+        # before the checkpoint hook (VERY_LOW): an epoch is recorded, then saved; one lost in
+        # between is trained again after a resume and its record replaced
+        priority = "LOW"
+
+        def _record(self, record: dict[str, Any]) -> None:
+            with (run_dir / HISTORY_FILE).open("a") as f:
+                f.write(json.dumps(record) + "\n")
+
+        def before_train_epoch(self, runner: Any) -> None:
+            self.bar = tqdm(total=len(runner.train_dataloader), desc=f"pose2d epoch {runner.epoch + 1}/{runner.max_epochs}",
+                            leave=False, unit="it")
+            self.t0, self.losses, self.images = time.perf_counter(), [], 0
+
+        def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+            self.bar.update()
+            self.losses.append(float(outputs["loss"].detach()))
+            self.images += len(data_batch["inputs"])
+
+        def after_train_epoch(self, runner: Any) -> None:
+            self.bar.close()
+            seconds = time.perf_counter() - self.t0
+            record = {"epoch": runner.epoch + 1, "loss": float(np.mean(self.losses)), "seconds": round(seconds, 2),
+                      "train_images_per_s": round(self.images / seconds, 2)}
+            log.info("pose2d epoch %d/%d: loss %.3g, %.1f img/s", record["epoch"], runner.max_epochs, record["loss"],
+                     record["train_images_per_s"])
+            self._record(record)
+
+        def after_val_epoch(self, runner: Any, metrics: dict[str, float] | None = None) -> None:
+            record = {"epoch": runner.epoch, **{k: float(v) for k, v in (metrics or {}).items()}}
+            log.info("pose2d epoch %d: val AP %.3f", runner.epoch, record.get("coco/AP", float("nan")))
+            self._record(record)
+
+    return Progress()
+
+
+def _runner(cfg: Config) -> Any:
+    """mmengine's Runner with its console output limited to errors (its full log is a file in
+    the run directory)."""
+    from mmengine.runner import Runner
+
+    class QuietRunner(Runner):  # type: ignore[misc]
+        def build_logger(self, log_level: int | str = "INFO", log_file: str | None = None, **kwargs: Any) -> Any:
+            logger = super().build_logger(log_level, log_file, **kwargs)
+            for handler in logger.handlers:
+                if not isinstance(handler, logging.FileHandler):
+                    handler.setLevel(logging.ERROR)
+            return logger
+
+    return QuietRunner.from_cfg(cfg)
+
+
+def train_keypoints_2d(
+    dataset: AimsDataset | str | Path, run_dir: str | Path, cfg: Pose2DTrainConfig = Pose2DTrainConfig()
+) -> dict[str, Any]:
+    """Train (or resume) a 2D keypoint run, then predict every image and evaluate; returns the
+    metrics (also in ``metrics.json``). Module docstring: what the run directory holds."""
+    cfg.validate()
+    run_dir = Path(run_dir).resolve()
+    ds = dataset if isinstance(dataset, AimsDataset) else load_dataset(dataset)
+    sets = split_sets(ds)
+    if not sets["train"] or not sets["val"]:
+        raise ValueError(f"{ds.path}: {len(sets['train'])} training and {len(sets['val'])} real validation images: both are needed")
+    settings_path = run_dir / "settings.json"
+    settings = {**asdict(cfg), "dataset": str(ds.path)}
+    if settings_path.exists():
+        previous = json.loads(settings_path.read_text())
+        changed = {k: (previous.get(k), v) for k, v in settings.items()
+                   if k not in ("num_workers", "predict_batch_size") and previous.get(k) != v}
+        if changed:
+            raise ValueError(f"{run_dir} holds a run with other settings {changed} (old, new): use another run directory")
+    atomic_write_bytes(settings_path, json.dumps(settings, indent=2).encode())
+
+    coco = write_coco_splits(ds, run_dir / "coco")
+    config = build_run_config(cfg, coco, ds.root, run_dir, len(sets["train"]))
+    resume_from = latest_checkpoint(run_dir)
+    config.resume = resume_from is not None
+    config.load_from = None if resume_from is not None else cfg.checkpoint
+    if resume_from is not None:
+        log.info("pose2d: resuming %s from %s", run_dir, resume_from.name)
+    elif cfg.checkpoint is not None:
+        _check_fits(config, Path(cfg.checkpoint))
+        log.info("pose2d: initial weights from %s", cfg.checkpoint)
+    else:
+        log.info("pose2d: no checkpoint given: training %s from scratch", Path(cfg.config).name)
+    atomic_write_bytes(run_dir / RUN_CONFIG_FILE, config.pretty_text.encode())
+
+    # pycocotools and CocoMetric print to stdout: that goes to a file beside mmengine's log
+    with _quiet(), trusted_checkpoints(), (run_dir / "stdout.log").open("a") as out, contextlib.redirect_stdout(out):
+        runner = _runner(config)
+        runner.register_hook(_progress_hook(run_dir))
+        runner.train()
+    return finalize_run(ds, run_dir, cfg, resumed=resume_from is not None)
+
+
+def _check_fits(config: Config, checkpoint: Path) -> None:
+    """Fail before training when the initial checkpoint is of another architecture."""
+    from mmpose.apis import init_model
+
+    with _quiet():
+        model = init_model(config, None, device="cpu")
+    load_weights(model, checkpoint)
+
+
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def finalize_run(ds: AimsDataset, run_dir: Path, cfg: Pose2DTrainConfig, resumed: bool) -> dict[str, Any]:
+    """Predict every image with the best checkpoint, save ``keypoints2d.npz`` and evaluate each
+    (domain, split) group; the real test split is the headline."""
+    estimator = Pose2DEstimator.load(run_dir, device=_device())
+    samples = list(ds.samples)
+    t0 = time.perf_counter()
+    keypoints, scores = estimator.predict([s.path for s in samples], np.stack([s.bbox for s in samples]),
+                                          cfg.predict_batch_size)
+    seconds = time.perf_counter() - t0
+    buf = io.BytesIO()
+    np.savez_compressed(buf, image_id=np.array([s.image_id for s in samples]), keypoints=keypoints, scores=scores)
+    atomic_write_bytes(run_dir / PREDICTIONS_FILE, buf.getvalue())
+
+    groups: dict[str, dict[str, float]] = {}
+    for domain in ("synthetic", "real"):
+        for split in ("train", "val", "test"):
+            idx = [i for i, s in enumerate(samples) if s.domain == domain and s.split == split]
+            if idx:
+                groups[f"{domain}/{split}"] = evaluate_keypoints_2d(ds, [samples[i] for i in idx], keypoints[idx], scores[idx])
+    history: dict[int, dict[str, Any]] = {}
+    if (run_dir / HISTORY_FILE).exists():
+        for line in (run_dir / HISTORY_FILE).read_text().splitlines():
+            record = json.loads(line)
+            history.setdefault(record["epoch"], {}).update(record)  # a re-run epoch replaces its first attempt
+    metrics = {
+        "config": asdict(cfg),
+        "checkpoint": estimator.checkpoint.name if estimator.checkpoint else None,
+        "resumed": resumed,
+        "test": groups.get("real/test", {}),
+        "groups": groups,
+        "pck_normaliser": "max(bbox width, bbox height) of the annotated box",
+        "inference_images_per_s": round(len(samples) / seconds, 2),
+        "history": [history[e] for e in sorted(history)],
+    }
+    atomic_write_bytes(run_dir / METRICS_FILE, json.dumps(metrics, indent=2).encode())
+    return metrics
