@@ -5,8 +5,8 @@ then fits the body model to them. Here:
 
 * :func:`train_keypoints_2d` trains an mmpose config (``configs/pose2d``) with mmengine's Runner
   on per-split COCO files written from our dataset (train = synthetic train + real train,
-  validation = real val, test = real test), validates every epoch with mmpose's CocoMetric, keeps
-  the best checkpoint by val AP, resumes after an interruption, then predicts every image and
+  validation = real val, test = real test), validates every epoch with mmpose's CocoMetric and
+  PCKAccuracy, keeps the best checkpoint by val PCK@0.05 (the config says why), resumes after an interruption, then predicts every image and
   evaluates the real test split. A run is a directory: ``coco/*.json``, mmengine's checkpoints
   and logs (``<timestamp>/``, ``stdout.log``), ``config.py`` (the merged config), ``history.jsonl``
   (training and validation records per epoch), ``metrics.json`` and ``keypoints2d.npz`` (``image_id``, ``keypoints`` (N, 17, 2) in
@@ -21,16 +21,33 @@ to image through the box's centre and scale (the box is padded by 1.25 and widen
 aspect ratio). Boxes are the annotated ones (one infant per image; there is no person detector),
 or the whole image when none is given. Test-time flip averaging follows the config (on).
 
+Runs are seeded: two CPU runs with the same seed give identical keypoints. A resumed run shuffles
+its epochs as an uninterrupted one would (mmengine's sampler seeds by epoch), but its
+augmentation draws restart from the seed, so it ends close to, not bit-identical with, an
+uninterrupted run. Training runs where mmengine puts it: the GPU when there is one.
+
 Assumptions of ours (the paper is silent): the estimator trains from scratch unless a checkpoint
 is given (no ImageNet weights can be downloaded here); PCK@0.05 counts a labelled keypoint as
 correct within 0.05 x max(box width, box height) of the annotation, mmpose's ``bbox`` normaliser;
 an image's detection score for AP is the mean of its keypoint scores above 0.2, as mmpose's
 CocoMetric rescoring.
 
-Speeds on the project's 2-core CPU (2 threads, batch 32; other jobs shared the machine, so these
-are lower bounds): see the measurements in the lead's report; the CPU config
-``hrnet_w16s_96x96.py`` is the default of the quick and smoke profiles, the paper config
-``hrnet_w32_256x192.py`` is meant for a GPU.
+Measured on the project's machine kind (2 cores, no GPU; other jobs shared it, so these are
+lower bounds), training through the Runner with its data pipeline, batch 16 (W32: 32):
+
+* ``hrnet_w16s_96x96.py`` (the CPU config of the quick and smoke profiles, 1.3 M parameters):
+  training 72-74 img/s with 2 threads, 40-47 img/s with 1; inference with flip test 104-149
+  img/s (2 threads), batched here, against 37-39 img/s through ``inference_topdown`` image by
+  image (the same keypoints). When other processes load the cores, 2 torch threads collapse to
+  6-7 img/s: run the CPU profile alone, or set ``torch.set_num_threads(1)``.
+* ``hrnet_w32_256x192.py`` (28.5 M): training 2.2 img/s, inference 3.5 img/s (2 threads):
+  a GPU config.
+* Accuracy from scratch on a generated quick-size set (1200 synthetic + 750 real at 160 px;
+  training on 1680 images): 8 epochs (840 updates; 5 minutes on 1 loaded thread, about 3 on 2
+  free ones) reach PCK@0.05 0.10 on the real test split and COCO AP 0.00 (OKS needs most
+  keypoints within ~12 % of the box); the heatmaps keep sharpening with more updates (without
+  augmentation, 2000 updates gave PCK@0.05 0.16 and PCK@0.1 0.42 on real val), so the quick
+  profile's 2D keypoints are weak.
 """
 
 from __future__ import annotations
@@ -243,7 +260,7 @@ class Pose2DEstimator:
         self,
         images: Sequence[np.ndarray | str | Path],
         bboxes: np.ndarray | Sequence[Sequence[float]] | None = None,
-        batch_size: int = 64,
+        batch_size: int = 32,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Keypoints (N, 17, 2) in image pixels and their heatmap scores (N, 17).
 
@@ -313,7 +330,7 @@ def estimate_keypoints_2d(
     *,
     checkpoint: str | Path | None = None,
     device: str = "cpu",
-    batch_size: int = 64,
+    batch_size: int = 32,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Keypoints (N, 17, 2) in image pixels and scores (N, 17) of one infant per image.
 
@@ -367,12 +384,17 @@ def coco_ap(ds: AimsDataset, samples: Sequence[Sample], keypoints: np.ndarray, s
 def evaluate_keypoints_2d(
     ds: AimsDataset, samples: Sequence[Sample], keypoints: np.ndarray, scores: np.ndarray
 ) -> dict[str, float]:
-    """COCO OKS AP/AP50/AP75/AR and PCK@0.05 (normaliser: max of the box's width and height)."""
+    """COCO OKS AP/AP50/AP75/AR and PCK@0.05, @0.1 (normaliser: the longer side of the box)."""
     if len(samples) != len(keypoints) or len(samples) != len(scores):
         raise ValueError(f"{len(samples)} samples but {len(keypoints)} keypoint and {len(scores)} score rows")
     if not samples:
         return {}
-    return {**coco_ap(ds, samples, keypoints, scores), "PCK@0.05": pck(samples, keypoints), "n": len(samples)}
+    return {
+        **coco_ap(ds, samples, keypoints, scores),
+        "PCK@0.05": pck(samples, keypoints),
+        "PCK@0.1": pck(samples, keypoints, 0.1),  # still informative for weak (short-run) models
+        "n": len(samples),
+    }
 
 
 # ----------------------------------------------------------------------------- training
@@ -388,7 +410,7 @@ class Pose2DTrainConfig:
     checkpoint: str | None = None  # initial weights (a local file); None: from scratch
     seed: int = 0
     num_workers: int = 0
-    predict_batch_size: int = 64
+    predict_batch_size: int = 32
 
     def validate(self) -> None:
         if not Path(self.config).is_file():
@@ -404,8 +426,8 @@ class Pose2DTrainConfig:
 
 
 def best_checkpoint(run_dir: Path) -> Path:
-    """The run's best checkpoint by val AP (mmengine keeps one), else its last one."""
-    best = sorted(run_dir.glob("best_coco_AP_epoch_*.pth"))
+    """The run's best checkpoint by validation (mmengine keeps one), else its last one."""
+    best = sorted(run_dir.glob("best_*.pth"))
     if best:
         return best[-1]
     latest = latest_checkpoint(run_dir)
@@ -460,8 +482,8 @@ def build_run_config(cfg: Pose2DTrainConfig, coco: dict[str, Path], image_root: 
         "train_cfg.max_epochs": epochs,
         "param_scheduler": rescale_schedule(list(c.param_scheduler), base_epochs, epochs, iters),
         "train_dataloader.batch_size": batch,
-        "val_evaluator.ann_file": str(coco["val"]),
-        "test_evaluator.ann_file": str(coco["test"]),
+        "val_evaluator": _with_ann_file(c.val_evaluator, coco["val"]),
+        "test_evaluator": _with_ann_file(c.test_evaluator, coco["test"]),
     }
     for name, split in (("train_dataloader", "train"), ("val_dataloader", "val"), ("test_dataloader", "test")):
         options.update({f"{name}.{k}": v for k, v in loader.items()})
@@ -470,6 +492,12 @@ def build_run_config(cfg: Pose2DTrainConfig, coco: dict[str, Path], image_root: 
         options[f"{name}.dataset.data_prefix"] = {"img": str(image_root)}
     c.merge_from_dict(options)
     return c
+
+
+def _with_ann_file(evaluators: Any, path: Path) -> list[dict[str, Any]]:
+    """The config's evaluator(s), with CocoMetric reading this run's ground truth."""
+    listed = evaluators if isinstance(evaluators, list) else [evaluators]
+    return [{**e, "ann_file": str(path)} if e["type"] == "CocoMetric" else dict(e) for e in listed]
 
 
 def _progress_hook(run_dir: Path) -> Any:
@@ -508,7 +536,8 @@ def _progress_hook(run_dir: Path) -> Any:
 
         def after_val_epoch(self, runner: Any, metrics: dict[str, float] | None = None) -> None:
             record = {"epoch": runner.epoch, **{k: float(v) for k, v in (metrics or {}).items()}}
-            log.info("pose2d epoch %d: val AP %.3f", runner.epoch, record.get("coco/AP", float("nan")))
+            log.info("pose2d epoch %d: val AP %.3f, PCK@0.05 %.3f", runner.epoch, record.get("coco/AP", float("nan")),
+                     record.get("PCK", float("nan")))
             self._record(record)
 
     return Progress()

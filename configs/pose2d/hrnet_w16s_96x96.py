@@ -5,7 +5,7 @@
 #   blocks per branch (W32: 1/4/3 modules, 4 blocks), a 32-channel first stage (W32: 64):
 #   1.3 M parameters instead of 28.5 M.
 # * Input 96x96 with 24x24 heatmaps: square, because infants lie as often as they sit, so their
-#   boxes range from tall to wide (aspect 0.35-2.8 in our data); 4x fewer pixels than 256x192.
+#   boxes range from tall to wide (aspect 0.35-2.8 in our data); 5x fewer pixels than 256x192.
 # * Adam at 1e-3 with batch 16 and milder augmentation (flip, rotation up to 30 degrees, scale
 #   0.8-1.2, no half-body crops): a run of a few minutes sees ~10 epochs, and from scratch the
 #   heatmaps only start to sharpen after several hundred updates; the schedule (warm-up, x0.1
