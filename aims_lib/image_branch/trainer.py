@@ -19,6 +19,7 @@ uninterrupted one on the CPU.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -136,8 +137,6 @@ def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    import io
-
     buf = io.BytesIO()
     torch.save(state, buf)
     atomic_write_bytes(path, buf.getvalue())
@@ -243,8 +242,6 @@ def finalize_run(
     model.load_state_dict(best["model"])
     all_ds = ImageDataset(ds, image_size=cfg.image_size)
     logits, feats, ids = predict(model, all_ds, device, num_workers=cfg.num_workers)
-    import io
-
     buf = io.BytesIO()
     np.savez_compressed(buf, image_id=ids, logits=logits, features=feats.astype(np.float16))
     atomic_write_bytes(run_dir / "outputs.npz", buf.getvalue())
