@@ -11,6 +11,11 @@ PROFILE ?= quick
 SEED ?= 0
 DEVICE ?= auto
 PYTEST_ARGS ?=
+# Real data and weights (README: "Real data"): empty means the embedded benchmark, from scratch.
+DATA_DIR ?=
+SMIL ?=
+POSE2D_CHECKPOINT ?=
+PRETRAINED ?=
 
 .PHONY: venv test reproduce clean-venv
 
@@ -39,7 +44,9 @@ test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 reproduce: venv
-	$(PY) -m aims_lib.reproduce --profile $(PROFILE) --seed $(SEED) --device $(DEVICE)
+	$(PY) -m aims_lib.reproduce --profile $(PROFILE) --seed $(SEED) --device $(DEVICE) \
+		$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(SMIL),--smil-model $(SMIL)) \
+		$(if $(POSE2D_CHECKPOINT),--pose2d-checkpoint $(POSE2D_CHECKPOINT)) $(if $(PRETRAINED),--pretrained $(PRETRAINED))
 
 clean-venv:
 	rm -rf $(VENV)

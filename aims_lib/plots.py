@@ -184,3 +184,223 @@ def plot_feature_maps(
     fig.tight_layout()
     return fig
 
+
+
+def _coarse_blocks(labels: Sequence[str]) -> list[tuple[int, int]]:
+    """``(start, length)`` of each run of consecutive fine labels that share a coarse parent."""
+    parents = [taxonomy.coarse_of(name) for name in labels]
+    blocks: list[tuple[int, int]] = []
+    start = 0
+    for i in range(1, len(parents) + 1):
+        if i == len(parents) or parents[i] != parents[start]:
+            blocks.append((start, i - start))
+            start = i
+    return blocks
+
+
+def plot_confusion(
+    cm: np.ndarray,
+    labels: Sequence[str],
+    coarse_groups: bool = True,
+    ax: Axes | None = None,
+    title: str | None = None,
+    normalise: bool = True,
+) -> Figure:
+    """A confusion matrix (rows true, columns predicted), as the paper's Fig. 5.
+
+    ``normalise`` shows each row as the share of its true class (%, the counts in small print);
+    ``coarse_groups`` draws grey boxes around the diagonal blocks of fine labels that share a
+    coarse label (``labels`` must then be fine labels, grouped by parent as in
+    :data:`taxonomy.FINE`): off-block cells are errors that cross coarse labels.
+    """
+    from matplotlib.patches import Rectangle
+
+    cm = np.asarray(cm)
+    n = len(labels)
+    if cm.shape != (n, n):
+        raise ValueError(f"confusion matrix {cm.shape} does not match {n} labels")
+    blocks = _coarse_blocks(labels) if coarse_groups else []
+    if coarse_groups and len({taxonomy.coarse_of(labels[s]) for s, _ in blocks}) != len(blocks):
+        raise ValueError("coarse_groups needs the fine labels ordered by coarse parent (taxonomy.FINE order)")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(0.55 * n + 2.5, 0.55 * n + 1.8))
+    else:
+        fig = ax.figure
+    totals = cm.sum(1, keepdims=True)
+    shown = np.divide(100.0 * cm, totals, out=np.zeros(cm.shape), where=totals > 0) if normalise else cm
+    ax.imshow(shown, cmap="Blues", vmin=0, vmax=100 if normalise else max(1, cm.max()))
+    for i in range(n):
+        for j in range(n):
+            if cm[i, j]:
+                colour = "white" if shown[i, j] > (60 if normalise else 0.6 * cm.max()) else "black"
+                text = f"{shown[i, j]:.0f}" if normalise else f"{cm[i, j]}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
+    for start, length in blocks:
+        ax.add_patch(Rectangle(
+            (start - 0.5, start - 0.5), length, length, fill=False, edgecolor="#7f7f7f", linewidth=2.2, zorder=4))
+    ax.set_xticks(range(n), labels, rotation=50, ha="right", fontsize=7)
+    ax.set_yticks(range(n), labels, fontsize=7)
+    ax.set(xlabel="predicted", ylabel="true")
+    if title is not None:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def plot_prediction_overlay(image: np.ndarray, keypoints_2d: np.ndarray, confident: np.ndarray, title: str) -> Figure:
+    """One image with its predicted skeleton (confident keypoints filled, the others hollow)
+    and a title (the predicted labels)."""
+    h, w = image.shape[:2]
+    fig, ax = plt.subplots(figsize=(4.0, 4.0 * h / w + 0.6))
+    ax.imshow(image)
+    draw_keypoints(ax, np.asarray(keypoints_2d), np.where(np.asarray(confident), 2, 1))
+    ax.set(xlim=(-0.5, w - 0.5), ylim=(h - 0.5, -0.5))
+    ax.axis("off")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# --- pose branch (notebook 03) ----------------------------------------------------------------
+
+#: Colours of compared keypoint sets: the first (annotation / 2D input), the second (a
+#: prediction / a fit's reprojection), a third.
+_SET_COLOURS: tuple[str, ...] = ("#2ca02c", "#d62728", "#1f77b4", "#9467bd")
+
+
+def _draw_set(ax: Axes, keypoints_2d: np.ndarray, colour: str, label: str | None, width: float = 1.2) -> None:
+    """One skeleton in one colour; NaN keypoints (and their bones) are skipped."""
+    kp = np.asarray(keypoints_2d, dtype=float)
+    ok = np.isfinite(kp).all(-1)
+    for a, b in taxonomy.SKELETON:
+        if ok[a] and ok[b]:
+            ax.plot(*kp[[a, b]].T, color=colour, lw=width, alpha=0.85)
+    ax.scatter(*kp[ok].T, s=8 * width**2, color=colour, edgecolors="black", linewidths=0.4, zorder=3, label=label)
+
+
+def plot_keypoint_sets(
+    images: Sequence[np.ndarray],
+    keypoint_sets: dict[str, Sequence[np.ndarray]],
+    titles: Sequence[str] | None = None,
+    ncols: int = 6,
+    cell_inches: float = 2.1,
+) -> Figure:
+    """Images with several 2D keypoint sets each, one colour per set (legend from the dict's
+    keys), e.g. annotation vs HRNet, or SMPLify's 2D input vs the fit's reprojection."""
+    n = len(images)
+    nrows = max(1, -(-n // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell_inches * ncols, cell_inches * nrows * 1.2), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        ax.imshow(images[i])
+        h, w = np.asarray(images[i]).shape[:2]
+        for k, ((name, sets), colour) in enumerate(zip(keypoint_sets.items(), _SET_COLOURS)):
+            # earlier sets wider, underneath: a set that matches the first leaves it visible
+            _draw_set(ax, sets[i], colour, name if i == 0 else None, width=(2.6, 1.3, 1.0)[min(k, 2)])
+        ax.set(xlim=(-0.5, w - 0.5), ylim=(h - 0.5, -0.5))
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=7)
+    fig.legend(loc="lower center", ncol=len(keypoint_sets), fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    return fig
+
+
+#: (elevation, azimuth, name) of the views of :func:`plot_skeleton_views`, in the display frame
+#: (x right, y depth away from the camera, z up): as the camera sees it, from the body's side,
+#: from above, oblique.
+SKELETON_VIEWS: tuple[tuple[float, float, str], ...] = (
+    (0.0, -90.0, "camera view"), (0.0, 0.0, "side"), (89.0, -90.0, "top"), (25.0, -55.0, "oblique"),
+)
+
+
+def plot_skeleton_views(
+    skeletons: dict[str, np.ndarray],
+    row_titles: Sequence[str] | None = None,
+    views: Sequence[tuple[float, float, str]] = SKELETON_VIEWS,
+    cell_inches: float = 2.3,
+) -> Figure:
+    """Normalised camera-frame 3D skeletons (x right, y down, z forward) of several sets (dict of
+    (M, 17, 3), e.g. ground truth and fits), overlaid one colour per set: one row per skeleton,
+    one column per view. NaN skeletons (failed fits) are left out of their panel."""
+    sets = {k: np.asarray(v, dtype=float) for k, v in skeletons.items()}
+    m = len(next(iter(sets.values())))
+    fig = plt.figure(figsize=(cell_inches * len(views), cell_inches * m))
+    for r in range(m):
+        for c, (elev, azim, name) in enumerate(views):
+            ax = fig.add_subplot(m, len(views), r * len(views) + c + 1, projection="3d", proj_type="ortho")
+            for (label, kp), colour in zip(sets.items(), _SET_COLOURS):
+                p = kp[r][:, [0, 2, 1]] * np.array([1.0, 1.0, -1.0])  # camera -> display frame
+                if not np.isfinite(p).all():
+                    continue
+                for a, b in taxonomy.SKELETON:
+                    ax.plot(*p[[a, b]].T, color=colour, lw=1.4)
+                ax.scatter(*p.T, s=3, color=colour, label=label if r == 0 and c == 0 else None)
+            lim = 1.1
+            ax.set(xlim=(-lim, lim), ylim=(-lim, lim), zlim=(-lim, lim))
+            ax.set_box_aspect((1, 1, 1), zoom=1.3)
+            ax.set_axis_off()
+            ax.view_init(elev=elev, azim=azim)
+            title = name if r == 0 else ""
+            if c == 0 and row_titles is not None:
+                title = f"{row_titles[r]}\n{title}".strip()
+            ax.set_title(title, fontsize=7)
+    fig.legend(loc="lower center", ncol=len(sets), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    return fig
+
+
+def plot_pose2d_history(history: Sequence[dict]) -> Figure:
+    """Training loss and validation COCO AP / PCK@0.05 per epoch of a keypoints2d run
+    (its ``metrics.json`` history: mmpose's ``coco/AP`` and ``PCK`` keys)."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    train = [h for h in history if "loss" in h]
+    ax1.plot([h["epoch"] for h in train], [h["loss"] for h in train], marker="o", ms=3)
+    ax1.set(title="training loss (heatmap MSE)", xlabel="epoch")
+    top = 0.0
+    for key, label in (("coco/AP", "COCO AP"), ("PCK", "PCK@0.05")):
+        val = [h for h in history if key in h]
+        ax2.plot([h["epoch"] for h in val], [h[key] for h in val], marker="o", ms=3, label=label)
+        top = max([top] + [h[key] for h in val])
+    ax2.set(title="real validation split", xlabel="epoch", ylim=(0, min(1.0, max(0.25, 1.15 * top))))
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_grouped_bars(
+    groups: dict[str, dict[str, float | None]], title: str, ylabel: str = "top-1 (%)", ax: Axes | None = None
+) -> Figure:
+    """Bars of several series per group (e.g. ours vs the paper per Table 3 row), values on top;
+    a missing value (``None`` or NaN) leaves its bar out."""
+    names = list(groups)
+    series = list(dict.fromkeys(k for g in groups.values() for k in g))
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(names) * max(1, len(series)) / 2, 3.6))
+    else:
+        fig = ax.figure
+    width = 0.8 / max(1, len(series))
+    for k, name in enumerate(series):
+        xs, ys = [], []
+        for i, g in enumerate(names):
+            value = groups[g].get(name)
+            if value is not None and np.isfinite(value):
+                xs.append(i + (k - (len(series) - 1) / 2) * width)
+                ys.append(value)
+        bars = ax.bar(xs, ys, width, label=name)
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.set_xticks(range(len(names)), names, fontsize=8)
+    ax.set(title=title, ylabel=ylabel)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_lambda_sweep(lambdas: Sequence[float], curves: dict[str, Sequence[float]], title: str) -> Figure:
+    """Accuracy against the LMMD weight lambda, one line per curve (e.g. real val and real test)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for name, values in curves.items():
+        ax.plot(lambdas, values, marker="o", label=name)
+    ax.set(title=title, xlabel="LMMD weight lambda", ylabel="coarse top-1 (%)", xticks=list(lambdas))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

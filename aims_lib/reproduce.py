@@ -2,9 +2,10 @@
 
 Each notebook ``notebooks/NN_*.ipynb`` is executed in order with the parameters injected after
 its cell tagged ``parameters``; the executed copy and its HTML export go to
-``reports/<profile>/``, together with ``run.json`` (parameters, wall time per notebook). A
-failing notebook stops the chain; its partial executed copy is kept and the error names the
-notebook and the failing cell.
+``reports/<profile>/``, together with ``run.json`` (parameters, wall time per notebook) and
+``results.json``, the machine-readable summary gathered from the records the notebooks write
+(:func:`collect_results`). A failing notebook stops the chain; its partial executed copy is kept
+and the error names the notebook and the failing cell.
 """
 
 from __future__ import annotations
@@ -21,6 +22,15 @@ from aims_lib.data.format import atomic_write_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = ("smoke", "quick", "paper")
+
+
+#: The shape of ``results.json`` (accuracies: top-1 % on the real test split); ``None`` marks a
+#: number whose notebook has not run.
+RESULT_KEYS: dict[str, Any] = {
+    "table2": {"coarse": ("image", "image_lmmd", "pose"), "fine": ("image", "image_lmmd", "pose", "full")},
+    "table3": {"synthetic": ("image", "image_lmmd"), "synthetic+real": ("image", "image_lmmd")},
+    "smplify": ("fits_per_second", "pa_mpjpe_gt2d"),
+}
 
 
 class NotebookFailed(RuntimeError):
@@ -89,6 +99,84 @@ def run_notebooks(
     return walls
 
 
+def _record(out_dir: Path, name: str) -> dict[str, Any]:
+    path = out_dir / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def collect_results(out_dir: Path, parameters: dict[str, Any], walls: dict[str, float]) -> dict[str, Any]:
+    """Gather ``results.json`` from the notebooks' records in ``out_dir`` (shape: RESULT_KEYS)."""
+    dataset = _record(out_dir, "01_dataset")
+    image = _record(out_dir, "02_image_branch")
+    pose = _record(out_dir, "03_pose_branch")
+    full = _record(out_dir, "04_hipc_full_model")
+    table2 = {level: {k: None for k in keys} for level, keys in RESULT_KEYS["table2"].items()}
+    for level, row in image.get("table2_image", {}).items():
+        table2[level].update(row)
+    for level, row in full.get("table2", {}).items():
+        table2[level].update({k: v for k, v in row.items() if k in ("pose", "full")})
+    table3 = {src: {k: image.get("table3", {}).get(src, {}).get(k) for k in keys}
+              for src, keys in RESULT_KEYS["table3"].items()}
+    smplify = {k: pose.get("smplify", {}).get(k) for k in RESULT_KEYS["smplify"]}
+    device = next((r["device"] for r in (full, pose, image) if r.get("device")), parameters.get("device"))
+    return {
+        "profile": parameters["profile"],
+        "seed": parameters["seed"],
+        "device": device,
+        "data": dataset.get("data", "embedded"),
+        "table2": table2,
+        "table3": table3,
+        "smplify": smplify,
+        "wall_seconds": walls,
+    }
+
+
+def results_markdown(results: dict[str, Any]) -> str:
+    """The README's results table: ours beside the paper's, top-1 % on the real test split."""
+    from aims_lib.evaluate import PAPER_TABLE2, PAPER_TABLE3, ROW_NAMES
+
+    def cell(value: Any) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
+    ours = "embedded benchmark" if results["data"] == "embedded" else "real data"
+    lines = [f"| table | task / source | method | ours ({ours}, {results['profile']}) | paper |", "| --- | --- | --- | ---: | ---: |"]
+    for level, row in results["table2"].items():
+        lines += [f"| 2 | {level} | {ROW_NAMES[k]} | {cell(v)} | {cell(PAPER_TABLE2[level].get(k))} |" for k, v in row.items()]
+    for source, row in results["table3"].items():
+        lines += [f"| 3 | {source} | {ROW_NAMES[k]} | {cell(v)} | {cell(PAPER_TABLE3[source].get(k))} |" for k, v in row.items()]
+    return "\n".join(lines)
+
+
+def check_results(results: dict[str, Any]) -> None:
+    """Raise ``ValueError`` naming the first key of ``results`` that breaks the documented shape."""
+    for key in ("profile", "seed", "device", "data", "table2", "table3", "smplify", "wall_seconds"):
+        if key not in results:
+            raise ValueError(f"results: missing key {key!r}")
+    if results["data"] not in ("embedded", "real"):
+        raise ValueError(f"results: data must be 'embedded' or 'real', got {results['data']!r}")
+    for table in ("table2", "table3"):
+        for group, keys in RESULT_KEYS[table].items():
+            for k in keys:
+                value = results[table].get(group, {}).get(k, "missing")
+                if value is not None and not (isinstance(value, (int, float)) and 0.0 <= value <= 100.0):
+                    raise ValueError(f"results: {table}.{group}.{k} must be a percentage or null, got {value!r}")
+    for k in RESULT_KEYS["smplify"]:
+        if k not in results["smplify"]:
+            raise ValueError(f"results: missing smplify.{k}")
+
+
+def reproduce(parameters: dict[str, Any], out_dir: Path, selection: Sequence[Path] | None = None) -> dict[str, Any]:
+    """Run the notebooks, then write ``run.json`` and ``results.json`` into ``out_dir``; returns the results."""
+    start = time.perf_counter()
+    walls = run_notebooks(parameters, out_dir, selection)
+    run = {"parameters": parameters, "wall_seconds": walls, "total_seconds": round(time.perf_counter() - start, 1)}
+    atomic_write_bytes(out_dir / "run.json", json.dumps(run, indent=2).encode())
+    results = collect_results(out_dir, parameters, walls)
+    check_results(results)
+    atomic_write_bytes(out_dir / "results.json", json.dumps(results, indent=2).encode())
+    return results
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aims_lib.reproduce", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=PROFILES, default="quick")
@@ -96,7 +184,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--reports", type=Path, default=REPO / "reports", help="reports root")
     parser.add_argument("--only", nargs="*", default=None, help="notebook name prefixes, e.g. 01 02")
+    parser.add_argument("--table", type=Path, default=None, metavar="RESULTS_JSON",
+                        help="print the results table of a results.json as markdown and exit")
+    real = parser.add_argument_group("real data and weights (default: the embedded benchmark, from scratch)")
+    real.add_argument("--data-dir", default="", help="an imported SyRIP/AIMS dataset directory (data/README.md)")
+    real.add_argument("--smil-model", default="", help="SMIL model file (smil_web.pkl) instead of the procedural body")
+    real.add_argument("--pose2d-checkpoint", default="", help="mmpose HRNet checkpoint to start the 2D keypoints from")
+    real.add_argument("--pretrained", default="", help="torchvision ResNet state dict for the image branch")
     args = parser.parse_args(argv)
+    if args.table is not None:
+        results = json.loads(args.table.read_text())
+        check_results(results)
+        print(results_markdown(results))
+        return 0
+    for name in ("data_dir", "smil_model", "pose2d_checkpoint", "pretrained"):
+        value = getattr(args, name)
+        if value and not Path(value).exists():
+            parser.error(f"--{name.replace('_', '-')}: {value} does not exist")
 
     selection = notebooks()
     if args.only:
@@ -106,15 +210,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     out_dir = args.reports / args.profile
     params = {"profile": args.profile, "seed": args.seed, "device": args.device,
               "reports_dir": str(out_dir)}
-    start = time.perf_counter()
+    params |= {k: str(Path(v).resolve()) for k in ("data_dir", "smil_model", "pose2d_checkpoint", "pretrained")
+               if (v := getattr(args, k))}
     try:
-        walls = run_notebooks(params, out_dir, selection)
+        results = reproduce(params, out_dir, selection)
     except NotebookFailed as exc:
         print(f"[reproduce] error: {exc}", file=sys.stderr)
         return 1
-    run = {"parameters": params, "wall_seconds": walls, "total_seconds": round(time.perf_counter() - start, 1)}
-    atomic_write_bytes(out_dir / "run.json", json.dumps(run, indent=2).encode())
-    print(f"[reproduce] all notebooks done in {run['total_seconds']:.0f} s; reports in {out_dir}")
+    total = sum(results["wall_seconds"].values())
+    print(f"[reproduce] all notebooks done in {total:.0f} s; reports in {out_dir}")
     return 0
 
 

@@ -97,3 +97,37 @@ def test_run_directory_refuses_other_settings(aims_tiny, tmp_path):
     train_image_branch(aims_tiny, tmp_path / "run", ImageTrainConfig(**{**TINY, "epochs": 1}))
     with pytest.raises(ValueError, match="other settings"):
         train_image_branch(aims_tiny, tmp_path / "run", ImageTrainConfig(**{**TINY, "epochs": 1, "lr": 0.1}))
+
+
+def test_finished_run_is_reused_and_old_configs_still_match(aims_tiny, tmp_path):
+    cfg = ImageTrainConfig(**{**TINY, "epochs": 1})
+    first = train_image_branch(aims_tiny, tmp_path / "run", cfg)
+    # a run written before a setting existed: its config.json lacks the key, which means the default
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    del config["target_labels"]
+    (tmp_path / "run" / "config.json").write_text(json.dumps(config))
+    stamp = (tmp_path / "run" / "outputs.npz").stat().st_mtime_ns
+    again = train_image_branch(aims_tiny, tmp_path / "run", cfg)
+    assert again == json.loads(json.dumps(first))  # the stored metrics, nothing retrained or re-predicted
+    assert (tmp_path / "run" / "outputs.npz").stat().st_mtime_ns == stamp
+
+
+def test_oracle_target_labels_change_the_lmmd_class_weights(aims_tiny, tmp_path):
+    with pytest.raises(ValueError, match="target_labels"):
+        ImageTrainConfig(target_labels="guessed").validate()
+    runs = {t: train_image_branch(aims_tiny, tmp_path / t, ImageTrainConfig(**{**TINY, "epochs": 1, "target_labels": t}))
+            for t in ("predicted", "oracle")}
+    first = {t: m["history"][0] for t, m in runs.items()}
+    # the same data and initial weights; only LMMD's target class weights differ
+    assert first["predicted"]["lmmd"] != first["oracle"]["lmmd"]
+
+
+def test_profile_config_and_run_names():
+    from aims_lib.image_branch import profile_config, run_name
+    from aims_lib.profiles import get_profile
+
+    cfg = profile_config(get_profile("quick"), "fine", "synthetic", "lmmd", seed=4)
+    assert (cfg.arch, cfg.image_size, cfg.level, cfg.seed) == ("resnet18", 64, "fine", 4)
+    assert run_name("coarse", "synthetic", "lmmd") == "image_coarse_synthetic_lmmd"
+    assert run_name("coarse", "synthetic", "lmmd", 0.1) == "image_coarse_synthetic_lmmd_lambda0.1"
+    assert run_name("coarse", "synthetic", "source_only", 0.1) == "image_coarse_synthetic_source_only"

@@ -4,9 +4,10 @@ import json
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
-from aims_lib.reproduce import notebooks, run_notebooks
+from aims_lib.reproduce import RESULT_KEYS, check_results, notebooks, reproduce
 
 NOTEBOOKS = notebooks()
 
@@ -27,8 +28,8 @@ def smoke_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("smoke")
     params = {"profile": "smoke", "seed": 0, "device": "cpu", "reports_dir": str(root / "reports"),
               "data_dir": str(root / "data"), "workers": 2}
-    walls = run_notebooks(params, root / "reports")
-    return root, walls
+    results = reproduce(params, root / "reports")
+    return root, results["wall_seconds"]
 
 
 def test_dataset_notebook_outputs(smoke_run):
@@ -44,3 +45,111 @@ def test_dataset_notebook_outputs(smoke_run):
     assert record["data"] == "embedded" and record["counts"]["synthetic/train"] == 48
     assert set(record["domain_gap"]) >= {"synthetic_accuracy", "real_accuracy", "gap"}
     assert (root / "data" / "annotations.json").is_file()
+
+
+def test_image_branch_notebook_outputs(smoke_run):
+    root, walls = smoke_run
+    reports = root / "reports"
+    assert "02_image_branch_lmmd" in walls
+    for fig in ("02_training_curves_coarse", "02_training_curves_fine", "02_tsne"):
+        assert (reports / "figures" / f"{fig}.png").stat().st_size > 1000, fig
+    record = json.loads((reports / "02_image_branch.json").read_text())
+    assert set(record["table3"]) == {"synthetic", "synthetic+real"}
+    for setting, run in record["runs_by_setting"].items():
+        with np.load(reports / "runs" / run / "outputs.npz") as z:  # logits of every image, for HIPC
+            assert z["logits"].shape == (96, 4 if setting.startswith("coarse") else 12), setting
+
+
+def test_ablations_notebook_outputs(smoke_run):
+    root, walls = smoke_run
+    reports = root / "reports"
+    assert "05_ablations" in walls
+    for fig in ("05_table3", "05_lambda_sweep", "05_confusion_side_by_side", "05_keypoint_quality"):
+        assert (reports / "figures" / f"{fig}.png").stat().st_size > 1000, fig
+    record = json.loads((reports / "05_ablations.json").read_text())
+    assert [r["lambda"] for r in record["lambda_sweep"]["runs"]] == [0.0, 0.1, 0.3, 0.5, 1.0]
+    assert set(record["fine_top1"]) == {"image branch (LMMD)", "pose branch", "full model"}
+
+
+def test_results_json_has_the_documented_shape(smoke_run):
+    root, walls = smoke_run
+    results = json.loads((root / "reports" / "results.json").read_text())
+    check_results(results)
+    assert results["profile"] == "smoke" and results["data"] == "embedded" and results["device"] == "cpu"
+    assert set(results["wall_seconds"]) == {nb.stem for nb in NOTEBOOKS}
+    for table in ("table2", "table3"):
+        for group, keys in RESULT_KEYS[table].items():
+            assert all(isinstance(results[table][group][k], float) for k in keys), (table, group)
+    assert results["smplify"]["fits_per_second"] > 0 and results["smplify"]["pa_mpjpe_gt2d"] < 0.15
+
+
+def test_results_table_prints_ours_beside_the_paper(smoke_run, capsys):
+    from aims_lib.reproduce import main
+
+    root, _ = smoke_run
+    results = json.loads((root / "reports" / "results.json").read_text())
+    assert main(["--table", str(root / "reports" / "results.json")]) == 0
+    table = capsys.readouterr().out
+    assert "| 2 | fine | Ours (full model) | " + f"{results['table2']['fine']['full']:.1f} | 76.8 |" in table
+    assert "| 3 | synthetic | Image branch (w/ LMMD) | " + f"{results['table3']['synthetic']['image_lmmd']:.1f} | 60.3 |" in table
+
+
+def test_check_results_names_the_bad_key():
+    good = {"profile": "smoke", "seed": 0, "device": "cpu", "data": "embedded", "wall_seconds": {},
+            "table2": {g: dict.fromkeys(k, 50.0) for g, k in RESULT_KEYS["table2"].items()},
+            "table3": {g: dict.fromkeys(k, 50.0) for g, k in RESULT_KEYS["table3"].items()},
+            "smplify": {"fits_per_second": 10.0, "pa_mpjpe_gt2d": 0.05}}
+    check_results(good)
+    with pytest.raises(ValueError, match="table3.synthetic.image_lmmd"):
+        check_results({**good, "table3": {**good["table3"], "synthetic": {"image": 50.0, "image_lmmd": 150.0}}})
+    with pytest.raises(ValueError, match="missing key 'smplify'"):
+        check_results({k: v for k, v in good.items() if k != "smplify"})
+    with pytest.raises(ValueError, match="data must be"):
+        check_results({**good, "data": "synthetic"})
+
+
+def test_pose_branch_notebook_outputs(smoke_run):
+    root, walls = smoke_run
+    reports = root / "reports"
+    assert "03_pose_branch" in walls
+    for fig in ("03_pose2d_training", "03_keypoints_synthetic", "03_keypoints_real", "03_smplify_overlays",
+                "03_skeletons_3d"):
+        assert (reports / "figures" / f"{fig}.png").stat().st_size > 1000, fig
+    record = json.loads((reports / "03_pose_branch.json").read_text())
+    assert {"profile", "seed", "device", "data", "pose2d", "smplify"} <= set(record)
+    assert record["profile"] == "smoke" and record["data"] == "embedded benchmark"
+    assert {"ap", "pck"} <= set(record["pose2d"])
+    smplify = record["smplify"]
+    for key in ("fits_per_second", "pa_mpjpe_gt2d", "mpjpe_gt2d", "pa_mpjpe_hrnet2d", "mpjpe_hrnet2d",
+                "failed_rate_hrnet"):
+        assert key in smplify, key
+    assert 0.0 <= record["pose2d"]["pck"] <= 1.0 and smplify["fits_per_second"] > 0
+    assert smplify["pa_mpjpe_gt2d"] < 0.15  # annotated 2D of rendered images: SMPLify recovers the pose
+    from aims_lib.pose_branch.lifting import Pose3DSet
+
+    total = sum(g["n"] for g in record["pose2d"]["groups"].values())  # every image, by domain and split
+    for source in ("gt", "hrnet"):
+        pose3d = Pose3DSet.load(reports / "runs" / f"pose3d_{source}.npz")
+        assert pose3d.source == source and len(pose3d) == total
+    assert (reports / "runs" / "pose2d" / "keypoints2d.npz").is_file()
+
+
+def test_full_model_notebook_outputs(smoke_run):
+    root, walls = smoke_run
+    reports = root / "reports"
+    assert "04_hipc_full_model" in walls
+    for fig in ("04_confusion_fine", "04_corrected_errors", "04_predictor_demo"):
+        assert (reports / "figures" / f"{fig}.png").stat().st_size > 1000, fig
+    record = json.loads((reports / "04_hipc_full_model.json").read_text())
+    assert {"profile", "seed", "device", "data", "table2", "full_minus_pose_fine", "training_sources"} <= set(record)
+    assert record["profile"] == "smoke" and record["data"] == "embedded benchmark"
+    assert set(record["table2"]["coarse"]) == {"image", "image_lmmd", "pose"}
+    assert set(record["table2"]["fine"]) == {"image", "image_lmmd", "pose", "full"}
+    fine = record["table2"]["fine"]
+    assert record["full_minus_pose_fine"] == pytest.approx(fine["full"] - fine["pose"])
+    assert {r["train keypoints"] for r in record["training_sources"]} == {"gt3d", "smplify_gt2d", "smplify_hrnet"}
+    assert "| Ours (full model) |" in (reports / "04_table2.md").read_text()
+    assert json.loads((reports / "04_table2.json").read_text())["paper"]["fine"]["full"] == 76.8
+    manifest = json.loads((reports / "runs" / "full_model" / "predictor.json").read_text())
+    assert (reports / "runs" / "full_model" / manifest["hipc"]).is_file()
+    assert record["predictor"]["images"] > 0

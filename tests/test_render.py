@@ -151,6 +151,28 @@ def test_appearance_is_plain_data_and_deterministic() -> None:
         sample_appearance("cartoon", np.random.default_rng(0))
 
 
+def test_clutter_and_floor_contrast_separate_the_domains() -> None:
+    rng = np.random.default_rng(5)
+    synthetic = [sample_appearance("synthetic", rng).background for _ in range(200)]
+    real = [sample_appearance("real", rng).background for _ in range(200)]
+    assert all(b.clutter == 0 for b in synthetic) and all(2 <= b.clutter <= 6 for b in real)
+    # synthetic floors are low-contrast: their two colours differ by at most 0.35 of two random colours
+    gaps = [np.abs(np.subtract(*b.floor_colours)).max() for b in synthetic]
+    assert max(gaps) <= 0.35 * 1.0 + 1e-3
+
+
+def test_clutter_is_deterministic_and_soft() -> None:
+    from aims_lib.synth.background import add_clutter
+
+    image = np.full((64, 64, 3), 0.5, dtype=np.float32)
+    assert add_clutter(image, 0, seed=1) is image
+    first, again, other = add_clutter(image, 4, seed=1), add_clutter(image, 4, seed=1), add_clutter(image, 4, seed=2)
+    assert np.array_equal(first, again) and not np.array_equal(first, other)
+    assert np.array_equal(image, np.full((64, 64, 3), 0.5, dtype=np.float32))  # the input is left alone
+    changed = np.abs(first - image).max(axis=2) > 1e-3
+    assert 0.02 < changed.mean() < 0.95 and first.min() >= 0.0 and first.max() <= 1.0
+
+
 def test_clothes_follow_body_parts(ball) -> None:
     _, _, template, parts = ball
     rng = np.random.default_rng(0)

@@ -61,7 +61,9 @@ class ImageBranch(nn.Module):
 def load_backbone_weights(backbone: nn.Module, path: Path) -> None:
     """Load a torchvision ResNet state dict from a local file (the ``fc`` layer is ignored).
 
-    Accepts a plain state dict or a checkpoint holding one under ``state_dict``/``model``.
+    Accepts a plain state dict or a checkpoint holding one under ``state_dict``/``model``,
+    including an image-branch checkpoint (its bottleneck and classifier are ignored): that is
+    how a backbone pretrained on the synthetic images stands in for ImageNet weights.
     """
     if not path.is_file():
         raise FileNotFoundError(f"pretrained weights not found: {path}")
@@ -70,7 +72,7 @@ def load_backbone_weights(backbone: nn.Module, path: Path) -> None:
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]
     state = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()}
-    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    state = {k: v for k, v in state.items() if not k.startswith(("fc.", "bottleneck.", "classifier."))}
     missing, unexpected = backbone.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith("fc.")]
     if missing or unexpected:

@@ -20,6 +20,7 @@ uninterrupted one on the CPU.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 import math
@@ -39,6 +40,7 @@ from aims_lib.data.format import AimsDataset, atomic_write_bytes, load_dataset
 from aims_lib.data.torch_datasets import ImageDataset
 from aims_lib.image_branch.model import ImageBranch
 from aims_lib.lmmd import lmmd_loss
+from aims_lib.profiles import Profile
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ Level = Literal["coarse", "fine"]
 Method = Literal["source_only", "lmmd"]
 Ramp = Literal["none", "dsan", "deepda"]
 Source = Literal["synthetic", "synthetic+real"]
+TargetLabels = Literal["predicted", "oracle"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,10 @@ class ImageTrainConfig:
     weight_decay: float = 5e-4
     lmmd_weight: float = 0.5  # the paper's lambda
     ramp: Ramp = "dsan"
+    #: LMMD's target class weights: the network's softmax on the unlabelled target ("predicted",
+    #: the method) or the target's true labels ("oracle": a diagnostic upper bound of class-wise
+    #: alignment with perfect pseudo-labels, never a reported result).
+    target_labels: TargetLabels = "predicted"
     pretrained: str | None = None  # local torchvision ResNet state dict
     seed: int = 0
     device: str = "cpu"
@@ -75,6 +82,7 @@ class ImageTrainConfig:
             "method": (self.method, ("source_only", "lmmd")),
             "source": (self.source, ("synthetic", "synthetic+real")),
             "ramp": (self.ramp, ("none", "dsan", "deepda")),
+            "target_labels": (self.target_labels, ("predicted", "oracle")),
         }
         for name, (value, valid) in checks.items():
             if value not in valid:
@@ -88,6 +96,49 @@ class ImageTrainConfig:
     @property
     def num_classes(self) -> int:
         return taxonomy.NUM_COARSE if self.level == "coarse" else taxonomy.NUM_FINE
+
+
+def profile_config(profile: Profile, level: Level, source: Source, method: Method, **overrides: Any) -> ImageTrainConfig:
+    """The run settings of a profile (architecture, input size, schedule) for one setting."""
+    sizes = dict(arch=profile.image_arch, image_size=profile.image_size, epochs=profile.image_epochs,
+                 iters_per_epoch=profile.image_iters, batch_size=profile.image_batch)
+    return ImageTrainConfig(level=level, source=source, method=method, **{**sizes, **overrides})
+
+
+#: Run directory (under ``runs/``) of the synthetic pretraining of the backbone.
+PRETRAIN_RUN: str = "image_pretrain_synthetic_fine"
+
+
+def backbone_weights(
+    dataset: AimsDataset, run_root: Path, profile: Profile, pretrained: str | None = None, **overrides: Any
+) -> str | None:
+    """The backbone weights every image-branch run of a profile starts from.
+
+    A user's file (``pretrained``, e.g. torchvision's ImageNet ResNet) wins. Otherwise, since no
+    weights can be downloaded, the backbone is pretrained here, once, as a stand-in for ImageNet:
+    a source-only run on the synthetic images' fine labels (no real image is trained on; real
+    val selects the epoch, as everywhere), resumed if interrupted. Its best checkpoint is the
+    ``pretrained`` file of the runs, whose backbones then train at DSAN's 0.1 x learning rate.
+    ``None`` when the profile pretrains nothing (``pretrain_epochs == 0``): from scratch.
+    """
+    if pretrained:
+        return pretrained
+    if profile.pretrain_epochs == 0:
+        return None
+    cfg = profile_config(profile, "fine", "synthetic", "source_only", epochs=profile.pretrain_epochs,
+                         iters_per_epoch=profile.pretrain_iters, **overrides)
+    train_image_branch(dataset, run_root / PRETRAIN_RUN, cfg)
+    return str(run_root / PRETRAIN_RUN / "checkpoints" / "best.pt")
+
+
+#: The paper's LMMD weight; runs with another weight carry it in their name.
+PAPER_LMMD_WEIGHT: float = 0.5
+
+
+def run_name(level: Level, source: Source, method: Method, lmmd_weight: float = PAPER_LMMD_WEIGHT) -> str:
+    """Directory name of a run under ``runs/`` (notebooks 02, 04 and 05 share them)."""
+    name = f"image_{level}_{source}_{method}"
+    return name if method == "source_only" or lmmd_weight == PAPER_LMMD_WEIGHT else f"{name}_lambda{lmmd_weight:g}"
 
 
 def ramp_factor(ramp: Ramp, progress: float, iteration: int) -> float:
@@ -152,7 +203,9 @@ def train_image_branch(dataset: AimsDataset | str | Path, run_dir: str | Path, c
     config = {**asdict(cfg), "dataset": str(ds.path)}
     if config_path.exists():
         previous = json.loads(config_path.read_text())
-        changed = {k: (previous.get(k), v) for k, v in config.items() if k not in ("device", "num_workers") and previous.get(k) != v}
+        defaults = asdict(ImageTrainConfig())  # a setting added since the run was written has its default
+        changed = {k: (previous.get(k, defaults.get(k)), v) for k, v in config.items()
+                   if k not in ("device", "num_workers") and previous.get(k, defaults.get(k)) != v}
         if changed:
             raise ValueError(f"{run_dir} holds a run with other settings {changed} (old, new): use another run directory")
     atomic_write_bytes(config_path, json.dumps(config, indent=2).encode())
@@ -184,6 +237,9 @@ def train_image_branch(dataset: AimsDataset | str | Path, run_dir: str | Path, c
         start_epoch, best_acc, history = state["epoch"] + 1, state["best_val_acc"], state["history"]
         log.info("resuming %s at epoch %d", run_dir, start_epoch)
 
+    if start_epoch >= cfg.epochs and (run_dir / "metrics.json").exists() and (run_dir / "outputs.npz").exists():
+        log.info("%s: finished run, reusing its metrics and outputs", run_dir)
+        return json.loads((run_dir / "metrics.json").read_text())
     total_iters = cfg.epochs * cfg.iters_per_epoch
     val_labels = np.array([s.coarse_id if cfg.level == "coarse" else s.fine_id for s in val_ds.samples])
     for epoch in range(start_epoch, cfg.epochs):
@@ -191,20 +247,26 @@ def train_image_branch(dataset: AimsDataset | str | Path, run_dir: str | Path, c
         model.train()
         t0 = time.perf_counter()
         sums = {"ce": 0.0, "lmmd": 0.0}
-        pairs = zip(_epoch_loader(source_ds, cfg, epoch, 0), _epoch_loader(target_ds, cfg, epoch, 1))
+        # Source-only training never looks at the target: its BatchNorm statistics are the
+        # source's, as in a plain source-trained baseline (and each step costs half as much).
+        targets = _epoch_loader(target_ds, cfg, epoch, 1) if cfg.method == "lmmd" else itertools.repeat(None)
+        pairs = zip(_epoch_loader(source_ds, cfg, epoch, 0), targets)
         bar = tqdm(pairs, total=cfg.iters_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, unit="it")
         for i, (src, tgt) in enumerate(bar):
             it = epoch * cfg.iters_per_epoch + i
             for group in optimizer.param_groups:
                 group["lr"] = dsan_lr(group["base_lr"], it)
-            images = torch.cat([src["image"], tgt["image"]]).to(device, non_blocking=True)
-            logits, feats = model(images)  # one pass; BatchNorm sees both domains, as in DSAN training
+            batch = [src["image"]] if tgt is None else [src["image"], tgt["image"]]
+            logits, feats = model(torch.cat(batch).to(device, non_blocking=True))  # one pass: BatchNorm sees both domains, as in DSAN
             n_s = src["image"].shape[0]
             labels = src[cfg.level].to(device)
             ce = nn.functional.cross_entropy(logits[:n_s], labels)
             loss = ce
             if cfg.method == "lmmd":
-                probs = torch.softmax(logits[n_s:], dim=1).detach()
+                if cfg.target_labels == "oracle":
+                    probs = nn.functional.one_hot(tgt[cfg.level].to(device), cfg.num_classes).to(logits.dtype)
+                else:
+                    probs = torch.softmax(logits[n_s:], dim=1).detach()
                 lm = lmmd_loss(feats[:n_s], feats[n_s:], labels, probs, cfg.num_classes)
                 loss = ce + cfg.lmmd_weight * ramp_factor(cfg.ramp, it / total_iters, it) * lm
                 sums["lmmd"] += lm.detach()

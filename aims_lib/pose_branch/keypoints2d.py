@@ -35,7 +35,8 @@ CocoMetric rescoring.
 Measured on the project's machine kind (2 cores, no GPU; other jobs shared it, so these are
 lower bounds), training through the Runner with its data pipeline, batch 16 (W32: 32):
 
-* ``hrnet_w16s_96x96.py`` (the CPU config of the quick and smoke profiles, 1.3 M parameters):
+* ``hrnet_w16s_96x96.py`` (the CPU network, 1.3 M parameters; the quick and smoke profiles use
+  ``hrnet_w16s_96x96_fast.py``, the same network with bfloat16 and flip-only augmentation):
   training 72-74 img/s with 2 threads, 40-47 img/s with 1; inference with flip test 104-149
   img/s (2 threads), batched here, against 37-39 img/s through ``inference_topdown`` image by
   image (the same keypoints). When other processes load the cores, 2 torch threads collapse to

@@ -4,7 +4,9 @@ The floor is the plane y = 0 seen through the sample's camera, computed per pixe
 intersecting the viewing rays with the plane and looking the texture up with ``cv2.remap``: a
 perspective-correct textured floor without adding geometry to the GL scene. Beyond
 ``floor_radius`` (the room's size) and above the horizon the backdrop shows. A contact shadow
-darkens the floor where the body is close to it. Everything is vectorised NumPy/OpenCV.
+darkens the floor where the body is close to it. Clutter (toys, blankets: soft shaded ellipses
+in skin and clothing colours) lies on top of the background, behind the infant, so that it
+distracts without hiding keypoints. Everything is vectorised NumPy/OpenCV.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import cv2
 import numpy as np
 
 from aims_lib.camera import Camera
-from aims_lib.synth.appearance import BACKDROP_PHOTOS, FLOOR_PHOTOS, FLOOR_STREAM, Appearance, Background
+from aims_lib.synth.appearance import (
+    BACKDROP_PHOTOS, CLOTH_COLOURS, CLUTTER_STREAM, FLOOR_PHOTOS, FLOOR_STREAM, SKIN_TONES, Appearance, Background,
+)
 
 #: Size (metres) of the contact-shadow grid cells and the height over which the shadow fades.
 SHADOW_CELL = 0.02
@@ -127,12 +131,37 @@ def _contact_shadow(vertices: np.ndarray, hits: np.ndarray) -> np.ndarray:
     return cv2.remap(grid, coords[..., 0], coords[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
 
+def add_clutter(image: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """``count`` soft ellipses (toys, blankets) in skin and clothing colours, shaded across their
+    length, blended over ``image`` (size, size, 3); returns a new array."""
+    if count <= 0:
+        return image
+    size = image.shape[0]
+    rng = np.random.default_rng([seed, CLUTTER_STREAM])
+    palette = np.concatenate([CLOTH_COLOURS, SKIN_TONES]).astype(np.float32)
+    out = image.copy()
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    for _ in range(count):
+        centre = rng.uniform(0.0, 1.0, 2)
+        axes = rng.uniform(0.04, 0.22, 2)
+        angle = rng.uniform(0.0, np.pi)
+        c, s = np.cos(angle), np.sin(angle)
+        u = ((xs - centre[0]) * c + (ys - centre[1]) * s) / axes[0]
+        v = (-(xs - centre[0]) * s + (ys - centre[1]) * c) / axes[1]
+        r = np.sqrt(u * u + v * v)
+        alpha = np.clip((1.0 - r) * 6.0, 0.0, 1.0)[..., None]  # soft edge
+        colour = palette[rng.integers(len(palette))] * rng.uniform(0.7, 1.1)
+        shade = (1.0 + 0.25 * np.clip(u, -1.0, 1.0) * rng.choice([-1.0, 1.0]))[..., None]
+        out = out + alpha * (np.clip(colour * shade, 0.0, 1.0) - out)
+    return out
+
+
 def background_image(appearance: Appearance, camera: Camera, size: int, vertices: np.ndarray) -> np.ndarray:
-    """The full background (size, size, 3) float32 in 0..1: backdrop, floor and contact shadow."""
+    """The full background (size, size, 3) float32 in 0..1: backdrop, floor, contact shadow and clutter."""
     background = appearance.background
     image = backdrop_image(background, size)
     if background.floor == "none":
-        return image
+        return add_clutter(image, background.clutter, appearance.seed)
     hits, on_floor = floor_points(camera, size)
     radius = np.linalg.norm(hits, axis=-1)
     inside = np.where(on_floor, 1.0 - np.clip((radius - background.floor_radius) / 0.3 + 0.5, 0.0, 1.0), 0.0)
@@ -149,4 +178,4 @@ def background_image(appearance: Appearance, camera: Camera, size: int, vertices
     if appearance.shadow > 0:
         floor *= (1.0 - appearance.shadow * _contact_shadow(vertices, hits))[..., None]
     weight = inside[..., None].astype(np.float32)
-    return image + weight * (floor - image)
+    return add_clutter(image + weight * (floor - image), background.clutter, appearance.seed)

@@ -1,0 +1,489 @@
+r"""The full model end to end: images in, coarse and fine AIMS labels and keypoints out.
+
+Pipeline per image (paper Fig. 2), batched over the images of a call:
+
+1. image branch (ResNet + LMMD, coarse level) on the square crop around the box -> coarse
+   probabilities ``p(c)``;
+2. pose branch: HRNet 2D keypoints in the box -> one batched SMPLify fit for all images (the
+   default intrinsics of the image size: focal = longer side, centre principal point) ->
+   normalised camera-frame 3D keypoints;
+3. HIPC on the 3D keypoints and ``p(c)`` -> fine logits ``z`` and the product of the two
+   experts ``p(f) ∝ p(c(f)) / n(c(f)) · exp(z_f)`` (:mod:`aims_lib.hipc`; ``n(c)``: the number
+   of children of ``c``).
+
+The fine label is the argmax of ``p(f)``; the coarse label and ``coarse_probs`` are the marginal
+of the same distribution (``p(f)`` summed over each parent's children), so they combine the
+image's and the pose's evidence: confident 3D keypoints can overrule a weak image branch, whose
+own probabilities are kept in ``image_coarse_probs``. Coming from one distribution, the two
+labels agree whenever the fine label's parent holds most of the mass, but they can still differ
+when a parent's probability is spread over several children: children at 0.2, 0.2 and 0.15 (a
+parent at 0.55) give the coarse label, a lone likelier child at 0.4 of another parent the fine
+one (``fine_probs`` shows it). A failed fit (too few confident keypoints, a non-finite or
+diverged fit) gives NaN 3D keypoints and ``smplify_failed``; HIPC's logits are then zero, so
+``p(f) = p(c(f)) / n(c(f))``: the coarse probabilities are the image branch's and the fine
+label is the first child of its coarse label (the full model falls back to the image branch).
+A fit counts as diverged as in :func:`aims_lib.pose_branch.lifting.fit_failures`: mean
+reprojection error above ``max_reprojection`` times the box's longer side.
+
+Without a box, the whole image is the box (no person detector): the model sees what it was
+trained on best when the infant fills most of the image.
+
+A predictor is a directory holding ``predictor.json`` (written by :func:`write_manifest`,
+notebook 04 writes ``<reports_dir>/runs/full_model/``); its paths are relative to it::
+
+    {"format": "aims-predictor/1",
+     "image_branch": "../image_coarse_synthetic+real_lmmd",   # run dir: config.json, checkpoints/best.pt
+     "pose2d": "../pose2d", "pose2d_checkpoint": null,        # keypoints2d run dir (or config file + checkpoint)
+     "hipc": "hipc_full.pt",                                  # hierarchical HIPC (aims_lib.hipc.save_hipc)
+     "body_model": null, "pose_prior": null,                  # SMPL-format pickle / GMM .npz; null: the project's
+     "smplify": {...SMPLifyConfig fields...}, "max_reprojection": 0.25}
+
+Command line (one row per input file; exit status 0 when at least one image was predicted, 1
+when none was or the predictor could not be loaded, 2 for bad arguments)::
+
+    python -m aims_lib.predict IMAGES... --run DIR --out predictions.csv [--overlays DIR]
+
+A directory among IMAGES stands for its ``.png``/``.jpg``/``.jpeg``/``.bmp`` files. A missing,
+empty or unreadable file gets a row with ``status=error`` and the reason, and a line on stderr;
+the other files are still predicted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from aims_lib import taxonomy
+from aims_lib.data.format import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+MANIFEST: Final[str] = "predictor.json"
+FORMAT: Final[str] = "aims-predictor/1"
+IMAGE_SUFFIXES: Final[tuple[str, ...]] = (".png", ".jpg", ".jpeg", ".bmp")
+#: Heatmap scores at or above this are drawn as confident keypoints in overlays (mmpose's 0.2).
+OVERLAY_SCORE: Final[float] = 0.2
+
+
+class ImageReadError(ValueError):
+    """An input image that is missing, empty or cannot be decoded (the message names it)."""
+
+
+def read_image(image: np.ndarray | str | os.PathLike[str]) -> np.ndarray:
+    """A file or array as a uint8 RGB array (H, W, 3); :class:`ImageReadError` says why not."""
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        if not path.is_file():
+            raise ImageReadError(f"{path}: no such file")
+        if path.stat().st_size == 0:
+            raise ImageReadError(f"{path}: empty file (0 bytes)")
+        try:
+            with Image.open(path) as im:
+                arr = np.asarray(im.convert("RGB"))
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            raise ImageReadError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from None
+        name = str(path)
+    else:
+        arr = np.asarray(image)
+        name = "array"
+        if arr.ndim == 2:
+            arr = np.repeat(arr[..., None], 3, axis=2)
+        if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.dtype != np.uint8:
+            raise ImageReadError(f"images must be uint8 RGB arrays (H, W, 3) or files; got {arr.dtype} {arr.shape}")
+        arr = arr[..., :3]
+    if arr.shape[0] < 2 or arr.shape[1] < 2:
+        raise ImageReadError(f"{name}: image too small ({arr.shape[1]} x {arr.shape[0]} px)")
+    return np.ascontiguousarray(arr)
+
+
+@dataclass
+class Predictions:
+    """Per-image outputs of :meth:`AIMSPosePredictor.predict`, first dimension N."""
+
+    coarse: list[str]
+    coarse_id: np.ndarray  # (N,)
+    coarse_prob: np.ndarray  # (N,) probability of the coarse label
+    coarse_probs: np.ndarray  # (N, 4) full model: the marginal of fine_probs over each parent
+    image_coarse_probs: np.ndarray  # (N, 4) the image branch's alone (HIPC's coarse input)
+    fine: list[str]
+    fine_id: np.ndarray  # (N,)
+    fine_prob: np.ndarray  # (N,) probability of the fine label
+    fine_probs: np.ndarray  # (N, 12) full model
+    keypoints_2d: np.ndarray  # (N, 17, 2) image pixels
+    keypoint_scores: np.ndarray  # (N, 17) heatmap scores
+    keypoints_3d: np.ndarray  # (N, 17, 3) normalised camera frame, NaN where the fit failed
+    smplify_failed: np.ndarray  # (N,) bool
+    reprojection_error: np.ndarray  # (N,) pixels, NaN where the fit failed
+
+    def __len__(self) -> int:
+        return len(self.coarse)
+
+    def row(self, i: int) -> dict[str, Any]:
+        """One image's outputs as flat CSV fields (arrays as JSON lists)."""
+
+        def js(a: np.ndarray, digits: int) -> str:
+            return json.dumps(np.round(np.asarray(a, dtype=np.float64), digits).tolist()).replace("NaN", "null")
+
+        return {
+            "coarse": self.coarse[i],
+            "coarse_prob": round(float(self.coarse_prob[i]), 4),
+            "fine": self.fine[i],
+            "fine_prob": round(float(self.fine_prob[i]), 4),
+            "smplify_failed": bool(self.smplify_failed[i]),
+            "reprojection_error": round(float(self.reprojection_error[i]), 2),
+            "coarse_probs": js(self.coarse_probs[i], 4),
+            "image_coarse_probs": js(self.image_coarse_probs[i], 4),
+            "fine_probs": js(self.fine_probs[i], 4),
+            "keypoints_2d": js(self.keypoints_2d[i], 1),
+            "keypoint_scores": js(self.keypoint_scores[i], 3),
+            "keypoints_3d": js(self.keypoints_3d[i], 4),
+        }
+
+
+def write_manifest(
+    run_dir: str | os.PathLike[str],
+    *,
+    image_branch: str | os.PathLike[str],
+    pose2d: str | os.PathLike[str],
+    hipc: str | os.PathLike[str],
+    pose2d_checkpoint: str | os.PathLike[str] | None = None,
+    body_model: str | os.PathLike[str] | None = None,
+    pose_prior: str | os.PathLike[str] | None = None,
+    smplify: Any | None = None,
+    max_reprojection: float | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``predictor.json`` into ``run_dir`` with the paths relative to it.
+
+    ``smplify``: an :class:`~aims_lib.pose_branch.smplify.SMPLifyConfig` or a dict of its
+    fields (None: the defaults); ``extra``: free-form provenance (data, metrics)."""
+    from aims_lib.pose_branch.lifting import MAX_REPROJECTION
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    def rel(p: str | os.PathLike[str] | None) -> str | None:
+        if p is None:
+            return None
+        if not Path(p).exists():
+            raise FileNotFoundError(f"predictor component not found: {p}")
+        return os.path.relpath(Path(p).resolve(), run_dir.resolve())
+
+    if smplify is None:
+        settings: dict[str, Any] = {}
+    elif isinstance(smplify, dict):
+        settings = dict(smplify)
+    else:
+        settings = {f.name: getattr(smplify, f.name) for f in fields(smplify)}
+    settings.pop("dtype", None)
+    settings = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
+    manifest = {
+        "format": FORMAT,
+        "image_branch": rel(image_branch),
+        "pose2d": rel(pose2d),
+        "pose2d_checkpoint": rel(pose2d_checkpoint),
+        "hipc": rel(hipc),
+        "body_model": rel(body_model),
+        "pose_prior": rel(pose_prior),
+        "smplify": settings,
+        "max_reprojection": MAX_REPROJECTION if max_reprojection is None else float(max_reprojection),
+        "extra": extra or {},
+    }
+    path = run_dir / MANIFEST
+    atomic_write_bytes(path, json.dumps(manifest, indent=2).encode())
+    return path
+
+
+class AIMSPosePredictor:
+    """Image branch + pose branch + HIPC, loaded from a predictor directory (module docstring)."""
+
+    def __init__(
+        self,
+        image_branch: Any,
+        image_size: int,
+        pose2d: Any,
+        hipc: Any,
+        smplify: Any,
+        max_reprojection: float,
+        device: str = "cpu",
+    ) -> None:
+        if not hipc.hierarchical:
+            raise ValueError("the full model needs the hierarchical HIPC (the pose-branch classifier has no coarse input)")
+        self.image_branch = image_branch.eval()
+        self.image_size = image_size
+        self.pose2d = pose2d
+        self.hipc = hipc.eval()
+        self.smplify = smplify
+        self.max_reprojection = max_reprojection
+        self.device = device
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike[str], device: str = "cpu") -> AIMSPosePredictor:
+        """Build the predictor that ``run_dir/predictor.json`` describes."""
+        import torch
+
+        from aims_lib.hipc import load_hipc
+        from aims_lib.image_branch.model import ImageBranch
+        from aims_lib.pose_branch.keypoints2d import Pose2DEstimator
+        from aims_lib.pose_branch.smplify import SMPLify, SMPLifyConfig
+
+        run_dir = Path(run_dir)
+        path = run_dir / MANIFEST
+        if not path.is_file():
+            raise FileNotFoundError(f"{run_dir} has no {MANIFEST}: not a predictor directory (notebook 04 writes runs/full_model/)")
+        manifest = json.loads(path.read_text())
+        if manifest.get("format") != FORMAT:
+            raise ValueError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+
+        def resolve(key: str) -> Path | None:
+            value = manifest.get(key)
+            if value is None:
+                return None
+            p = (run_dir / value).resolve()
+            if not p.exists():
+                raise FileNotFoundError(f"{path}: {key} {value!r} not found ({p})")
+            return p
+
+        image_dir = resolve("image_branch")
+        if image_dir is None:
+            raise ValueError(f"{path}: image_branch is required")
+        config = json.loads((image_dir / "config.json").read_text())
+        if config.get("level") != "coarse":
+            raise ValueError(f"{image_dir}: the full model needs a coarse image branch, got level {config.get('level')!r}")
+        image_branch = ImageBranch(config["arch"], taxonomy.NUM_COARSE)
+        state = torch.load(image_dir / "checkpoints" / "best.pt", map_location="cpu", weights_only=False)
+        image_branch.load_state_dict(state["model"])
+
+        pose2d = Pose2DEstimator.load(resolve("pose2d"), checkpoint=resolve("pose2d_checkpoint"), device=device)
+        hipc_path = resolve("hipc")
+        if hipc_path is None:
+            raise ValueError(f"{path}: hipc is required")
+        hipc = load_hipc(hipc_path, device=device)
+
+        body = None
+        if (body_path := resolve("body_model")) is not None:
+            from aims_lib.body import load_body_model
+
+            body = load_body_model(body_path)
+        prior = None
+        if (prior_path := resolve("pose_prior")) is not None:
+            from aims_lib.pose_branch.priors import GMMPosePrior
+
+            prior = GMMPosePrior.load(prior_path)
+        settings = {k: tuple(v) if isinstance(v, list) else v for k, v in manifest.get("smplify", {}).items()}
+        smplify = SMPLify(body, prior, SMPLifyConfig(**settings), device)
+        return cls(image_branch.to(device), int(config["image_size"]), pose2d, hipc, smplify,
+                   float(manifest.get("max_reprojection", 0.25)), device)
+
+    def _coarse_probs(self, images: list[np.ndarray], boxes: np.ndarray, batch_size: int) -> np.ndarray:
+        import torch
+        from PIL import Image
+
+        from aims_lib.data.torch_datasets import crop_to_box, image_transform
+
+        transform = image_transform(self.image_size, train=False)
+        out = []
+        with torch.no_grad():
+            for b in range(0, len(images), batch_size):
+                batch = torch.stack([
+                    transform(crop_to_box(Image.fromarray(img), box)) for img, box in zip(images[b : b + batch_size], boxes[b : b + batch_size])
+                ]).to(self.device)
+                logits, _ = self.image_branch(batch)
+                out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+        return np.concatenate(out).astype(np.float64)
+
+    def predict(
+        self,
+        images: Sequence[np.ndarray | str | os.PathLike[str]],
+        bboxes: np.ndarray | Sequence[Sequence[float]] | None = None,
+        batch_size: int = 32,
+    ) -> Predictions:
+        """Labels, probabilities and keypoints of every image (files or uint8 RGB arrays), with
+        one ``x, y, w, h`` box each (None: the whole image). An unreadable image raises
+        :class:`ImageReadError` naming it (the CLI reads files one by one first)."""
+        from aims_lib.hipc import coarse_marginal, predict_hipc
+        from aims_lib.pose_branch.smplify import default_intrinsics
+
+        arrays = [read_image(im) for im in images]
+        n = len(arrays)
+        if n == 0:
+            raise ValueError("no images to predict")
+        if bboxes is None:
+            boxes = np.array([[0.0, 0.0, a.shape[1], a.shape[0]] for a in arrays])
+        else:
+            boxes = np.asarray(bboxes, dtype=np.float64)
+            if boxes.shape != (n, 4):
+                raise ValueError(f"got {n} images but bboxes of shape {boxes.shape}: one x, y, w, h box per image is needed")
+            if not (np.isfinite(boxes).all() and (boxes[:, 2:] > 0).all()):
+                raise ValueError("bboxes must be finite with positive width and height")
+        image_coarse = self._coarse_probs(arrays, boxes, batch_size)
+        keypoints_2d, scores = self.pose2d.predict(arrays, boxes, batch_size=batch_size)
+        K = default_intrinsics(np.array([a.shape[1] for a in arrays]), np.array([a.shape[0] for a in arrays]))
+        fit = self.smplify.fit(keypoints_2d.astype(np.float64), scores.astype(np.float64), K).numpy()
+        from aims_lib.pose_branch.lifting import fit_failures
+
+        failed = fit_failures(fit, boxes[:, 2:].max(1), self.max_reprojection)
+        keypoints_3d = np.where(failed[:, None, None], np.nan, fit["keypoints_3d"]).astype(np.float32)
+        log_probs = predict_hipc(self.hipc, keypoints_3d, image_coarse, device=self.device)
+        fine_probs = np.exp(log_probs.astype(np.float64))
+        coarse_probs = coarse_marginal(log_probs)  # the full model's coarse decision
+        coarse_id = coarse_probs.argmax(1)
+        fine_id = fine_probs.argmax(1)
+        rows = np.arange(n)
+        return Predictions(
+            coarse=[taxonomy.COARSE[i] for i in coarse_id],
+            coarse_id=coarse_id,
+            coarse_prob=coarse_probs[rows, coarse_id],
+            coarse_probs=coarse_probs,
+            image_coarse_probs=image_coarse,
+            fine=[taxonomy.FINE[i] for i in fine_id],
+            fine_id=fine_id,
+            fine_prob=fine_probs[rows, fine_id],
+            fine_probs=fine_probs,
+            keypoints_2d=keypoints_2d,
+            keypoint_scores=scores,
+            keypoints_3d=keypoints_3d,
+            smplify_failed=failed,
+            reprojection_error=np.where(failed, np.nan, fit["reprojection_error"]),
+        )
+
+
+# ----------------------------------------------------------------------------- command line
+
+CSV_COLUMNS: Final[tuple[str, ...]] = (
+    "file", "status", "error", "coarse", "coarse_prob", "fine", "fine_prob", "smplify_failed",
+    "reprojection_error", "coarse_probs", "image_coarse_probs", "fine_probs", "keypoints_2d", "keypoint_scores", "keypoints_3d",
+)
+
+
+def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Files as given; a directory stands for its image files (sorted)."""
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            out.extend(sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            out.append(p)
+    return out
+
+
+def _overlay_names(files: Sequence[Path]) -> list[str]:
+    """One PNG name per input (the file's stem; repeated stems get their index appended)."""
+    stems = [f.stem for f in files]
+    return [f"{s}.png" if stems.count(s) == 1 else f"{s}_{i}.png" for i, s in enumerate(stems)]
+
+
+def write_overlay(path: Path, image: np.ndarray, pred: Predictions, i: int) -> None:
+    """The image with its 2D keypoints and labels, as a PNG."""
+    import matplotlib.pyplot as plt
+
+    from aims_lib.plots import plot_prediction_overlay, save_figure
+
+    title = f"{pred.coarse[i]} ({pred.coarse_prob[i]:.2f})\n{pred.fine[i]} ({pred.fine_prob[i]:.2f})"
+    if pred.smplify_failed[i]:
+        title += "\n3D fit failed: image branch only"
+    fig = plot_prediction_overlay(image, pred.keypoints_2d[i], pred.keypoint_scores[i] >= OVERLAY_SCORE, title)
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def run_cli(
+    files: Sequence[Path],
+    predictor: AIMSPosePredictor,
+    out: Path,
+    overlays: Path | None = None,
+    chunk: int = 64,
+    batch_size: int = 32,
+) -> tuple[int, int]:
+    """Predict ``files`` in chunks, write the CSV (atomically) and overlays; returns
+    ``(predicted, failed)`` counts. Errors are per file: a chunk that fails as a whole is
+    retried image by image so that only the offending file gets an error row."""
+    from tqdm.auto import tqdm
+
+    rows: list[dict[str, Any]] = [{"file": str(f), "status": "error", "error": ""} for f in files]
+    names = _overlay_names(files)
+    readable: list[tuple[int, np.ndarray]] = []
+    for i, f in enumerate(files):
+        try:
+            readable.append((i, read_image(f)))
+        except ImageReadError as exc:
+            rows[i]["error"] = str(exc)
+            print(f"error: {exc}", file=sys.stderr)
+    if overlays is not None:
+        overlays.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=len(readable), unit="img", desc="predicting", disable=len(readable) < 2, file=sys.stderr)
+    for start in range(0, len(readable), chunk):
+        part = readable[start : start + chunk]
+        try:
+            groups = [(part, predictor.predict([a for _, a in part], batch_size=batch_size))]
+        except Exception as exc:  # isolate the image that broke the chunk
+            log.debug("chunk failed (%s): retrying image by image", exc)
+            groups = []
+            for item in part:
+                try:
+                    groups.append(([item], predictor.predict([item[1]], batch_size=batch_size)))
+                except Exception as exc1:
+                    rows[item[0]]["error"] = f"{files[item[0]]}: prediction failed ({type(exc1).__name__}: {exc1})"
+                    print(f"error: {rows[item[0]]['error']}", file=sys.stderr)
+        for items, pred in groups:
+            for j, (i, image) in enumerate(items):
+                rows[i].update(status="ok", **pred.row(j))
+                if overlays is not None:
+                    write_overlay(overlays / names[i], image, pred, j)
+        bar.update(len(part))
+    bar.close()
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(CSV_COLUMNS), restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(out, buf.getvalue().encode())
+    predicted = sum(r["status"] == "ok" for r in rows)
+    return predicted, len(rows) - predicted
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m aims_lib.predict",
+        description="Coarse and fine AIMS poses, 2D and 3D keypoints of infant images (the full model).",
+        epilog="Exit status: 0 when at least one image was predicted, 1 when none was or the predictor "
+        "could not be loaded, 2 for bad arguments. Unreadable or empty files get an error row.",
+    )
+    parser.add_argument("images", nargs="+", help="image files, or directories of images")
+    parser.add_argument("--run", required=True, type=Path, help="predictor directory (holds predictor.json)")
+    parser.add_argument("--out", required=True, type=Path, help="CSV to write (one row per input file)")
+    parser.add_argument("--overlays", type=Path, default=None, help="directory for PNGs with keypoints and labels")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--chunk", type=int, default=64, help="images per SMPLify batch")
+    args = parser.parse_args(argv)
+    if args.batch_size < 1 or args.chunk < 1:
+        parser.error("--batch-size and --chunk must be >= 1")
+    files = expand_inputs(args.images)
+    if not files:
+        parser.error("no image files among the inputs")
+    try:
+        predictor = AIMSPosePredictor.load(args.run, device=args.device)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        print(f"error: cannot load the predictor: {exc}", file=sys.stderr)
+        return 1
+    predicted, failed = run_cli(files, predictor, args.out, args.overlays, args.chunk, args.batch_size)
+    print(f"{predicted} of {len(files)} images predicted, {failed} errors; wrote {args.out}", file=sys.stderr)
+    return 0 if predicted > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

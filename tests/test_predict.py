@@ -1,0 +1,151 @@
+"""The end-to-end predictor and its command line, on the fixture images with a tiny run."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from aims_lib import taxonomy
+from aims_lib.data.format import load_dataset
+from aims_lib.hipc import HIPCTrainConfig, save_hipc, train_hipc
+from aims_lib.image_branch import ImageTrainConfig, train_image_branch
+from aims_lib.pose_branch import keypoints2d as k2d
+from aims_lib.predict import AIMSPosePredictor, ImageReadError, main, read_image, write_manifest
+
+#: A fit of a few iterations: the test is about plumbing, not accuracy.
+TINY_SMPLIFY = {"stage1_iters": 3, "tilts": [0.0], "pose_starts": 1, "explore_iters": 2, "stage2_iters": 3}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A predictor directory: a 1-epoch image branch, a random HRNet, a 1-epoch HIPC."""
+    root = tmp_path_factory.mktemp("predictor")
+    fixture = Path(__file__).resolve().parents[1] / "data" / "fixtures" / "aims_tiny" / "annotations.json"
+    train_image_branch(fixture, root / "image", ImageTrainConfig(
+        level="coarse", method="source_only", arch="resnet18", image_size=32, batch_size=4, epochs=1, iters_per_epoch=1))
+    estimator = k2d.Pose2DEstimator.load(k2d.CPU_CONFIG)
+    torch.save({"state_dict": estimator.model.state_dict()}, root / "pose2d.pth")
+    ds = load_dataset(fixture)
+    kp = np.stack([s.keypoints_3d for s in ds.samples]).astype(np.float32)
+    labels = np.array([s.fine_id for s in ds.samples])
+    image_coarse = np.random.default_rng(0).dirichlet(np.ones(4), len(labels))  # stands for the image branch's
+    save_hipc(root / "hipc.pt", train_hipc(kp, labels, HIPCTrainConfig(epochs=1, batch_size=8), image_coarse))
+    write_manifest(root / "full_model", image_branch=root / "image", pose2d=k2d.CPU_CONFIG,
+                   pose2d_checkpoint=root / "pose2d.pth", hipc=root / "hipc.pt", smplify=TINY_SMPLIFY)
+    return root / "full_model"
+
+
+@pytest.fixture(scope="module")
+def predictor(run_dir: Path) -> AIMSPosePredictor:
+    return AIMSPosePredictor.load(run_dir)
+
+
+def _images(n: int = 3) -> list[Path]:
+    return sorted((Path(__file__).resolve().parents[1] / "data" / "fixtures" / "aims_tiny" / "images").glob("*.png"))[:n]
+
+
+def test_manifest_paths_are_relative(run_dir: Path) -> None:
+    manifest = json.loads((run_dir / "predictor.json").read_text())
+    assert manifest["image_branch"] == "../image" and manifest["hipc"] == "../hipc.pt"
+    assert manifest["body_model"] is None and manifest["smplify"]["stage2_iters"] == 3
+    with pytest.raises(FileNotFoundError, match="not found"):
+        write_manifest(run_dir.parent / "other", image_branch=run_dir / "nowhere", pose2d=k2d.CPU_CONFIG, hipc=run_dir / "x.pt")
+    with pytest.raises(FileNotFoundError, match="predictor.json"):
+        AIMSPosePredictor.load(run_dir.parent)
+
+
+def test_predict_on_fixture_images(predictor: AIMSPosePredictor) -> None:
+    files = _images()
+    pred = predictor.predict(files)
+    n = len(files)
+    assert len(pred) == n and pred.keypoints_2d.shape == (n, 17, 2) and pred.keypoint_scores.shape == (n, 17)
+    assert pred.keypoints_3d.shape == (n, 17, 3) and pred.smplify_failed.shape == (n,)
+    assert pred.coarse_probs.shape == pred.image_coarse_probs.shape == (n, 4) and pred.fine_probs.shape == (n, 12)
+    np.testing.assert_allclose(pred.fine_probs.sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(pred.image_coarse_probs.sum(1), 1.0, rtol=1e-5)
+    groups = np.array(taxonomy.FINE_TO_COARSE_ID)
+    for c in range(4):  # the full model's coarse probabilities: the marginal of its fine ones
+        np.testing.assert_allclose(pred.fine_probs[:, groups == c].sum(1), pred.coarse_probs[:, c], rtol=1e-4, atol=1e-6)
+    failed = pred.smplify_failed  # no 3D keypoints: the full model is the image branch
+    np.testing.assert_allclose(pred.coarse_probs[failed], pred.image_coarse_probs[failed], rtol=1e-4, atol=1e-6)
+    assert all(c in taxonomy.COARSE for c in pred.coarse) and all(f in taxonomy.FINE for f in pred.fine)
+    np.testing.assert_allclose(pred.coarse_prob, pred.coarse_probs.max(1))
+    assert [taxonomy.COARSE[i] for i in pred.coarse_probs.argmax(1)] == pred.coarse
+    np.testing.assert_allclose(pred.fine_prob, pred.fine_probs.max(1))
+    ok = ~pred.smplify_failed
+    assert np.isfinite(pred.keypoints_3d[ok]).all() and np.isnan(pred.keypoints_3d[~ok]).all()
+    # arrays give the same result as files; boxes are used when given
+    arrays = [read_image(f) for f in files]
+    again = predictor.predict(arrays)
+    np.testing.assert_allclose(again.fine_probs, pred.fine_probs, rtol=1e-5, atol=1e-7)
+    ds = load_dataset(files[0].parents[1] / "annotations.json")
+    boxes = [next(s.bbox for s in ds.samples if s.path == f) for f in files]
+    boxed = predictor.predict(files, boxes)
+    assert not np.allclose(boxed.image_coarse_probs, pred.image_coarse_probs)
+    with pytest.raises(ValueError, match="bboxes"):
+        predictor.predict(files, boxes[:1])
+
+
+def test_read_image_errors(tmp_path: Path) -> None:
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "text.png").write_text("not an image")
+    with pytest.raises(ImageReadError, match="empty file"):
+        read_image(tmp_path / "empty.png")
+    with pytest.raises(ImageReadError, match="not a readable image"):
+        read_image(tmp_path / "text.png")
+    with pytest.raises(ImageReadError, match="no such file"):
+        read_image(tmp_path / "missing.png")
+    with pytest.raises(ImageReadError, match="uint8"):
+        read_image(np.zeros((8, 8, 3), np.float32))
+    assert read_image(np.zeros((8, 9), np.uint8)).shape == (8, 9, 3)
+
+
+def test_cli_on_good_and_bad_files(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = _images(2)
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    inputs = [good[0], tmp_path / "empty.png", tmp_path / "broken.jpg", tmp_path / "missing.png", good[1]]
+    out = tmp_path / "out" / "predictions.csv"
+    code = main([*map(str, inputs), "--run", str(run_dir), "--out", str(out), "--overlays", str(tmp_path / "ov")])
+    assert code == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["file"] for r in rows] == [str(p) for p in inputs]
+    assert [r["status"] for r in rows] == ["ok", "error", "error", "error", "ok"]
+    assert "empty file" in rows[1]["error"] and "not a readable image" in rows[2]["error"] and "no such file" in rows[3]["error"]
+    for r in (rows[0], rows[4]):
+        assert r["fine"] in taxonomy.FINE and r["coarse"] in taxonomy.COARSE and 0 < float(r["fine_prob"]) <= 1
+        assert len(json.loads(r["keypoints_2d"])) == 17 and len(json.loads(r["keypoints_3d"])) == 17
+        assert len(json.loads(r["coarse_probs"])) == len(json.loads(r["image_coarse_probs"])) == 4
+    err = capsys.readouterr().err
+    assert "empty.png" in err and "broken.jpg" in err and "2 of 5 images predicted" in err
+    assert sorted(p.name for p in (tmp_path / "ov").iterdir()) == sorted(f"{p.stem}.png" for p in good)
+    # nothing predictable: exit status 1, the CSV still lists every file
+    code = main([str(tmp_path / "empty.png"), "--run", str(run_dir), "--out", str(tmp_path / "none.csv")])
+    assert code == 1 and [r["status"] for r in csv.DictReader((tmp_path / "none.csv").open())] == ["error"]
+    assert main([str(good[0]), "--run", str(tmp_path), "--out", str(tmp_path / "x.csv")]) == 1  # no predictor
+
+
+def test_a_failing_chunk_is_retried_image_by_image(
+    predictor: AIMSPosePredictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aims_lib import predict as pr
+
+    files = _images(3)
+    original = AIMSPosePredictor.predict
+    bad = read_image(files[1])
+
+    def predict(self, images, bboxes=None, batch_size=32):  # noqa: ANN001
+        if any(np.array_equal(np.asarray(im), bad) for im in images):
+            raise RuntimeError("boom")
+        return original(self, images, bboxes, batch_size)
+
+    monkeypatch.setattr(AIMSPosePredictor, "predict", predict)
+    predicted, failed = pr.run_cli(files, predictor, tmp_path / "p.csv")
+    assert (predicted, failed) == (2, 1)
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert [r["status"] for r in rows] == ["ok", "error", "ok"] and "boom" in rows[1]["error"]
