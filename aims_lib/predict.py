@@ -416,18 +416,20 @@ def run_cli(
 
     rows: list[dict[str, Any]] = [{"file": str(f), "status": "error", "error": ""} for f in files]
     names = _overlay_names(files)
-    readable: list[tuple[int, np.ndarray]] = []
-    for i, f in enumerate(files):
-        try:
-            readable.append((i, read_image(f)))
-        except ImageReadError as exc:
-            rows[i]["error"] = str(exc)
-            print(f"error: {exc}", file=sys.stderr)
     if overlays is not None:
         overlays.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=len(readable), unit="img", desc="predicting", disable=len(readable) < 2, file=sys.stderr)
-    for start in range(0, len(readable), chunk):
-        part = readable[start : start + chunk]
+    bar = tqdm(total=len(files), unit="img", desc="predicting", disable=len(files) < 2, file=sys.stderr)
+    for start in range(0, len(files), chunk):  # images are read chunk by chunk: memory stays bounded
+        part: list[tuple[int, np.ndarray]] = []
+        for i in range(start, min(start + chunk, len(files))):
+            try:
+                part.append((i, read_image(files[i])))
+            except ImageReadError as exc:
+                rows[i]["error"] = str(exc)
+                print(f"error: {exc}", file=sys.stderr)
+        bar.update(min(start + chunk, len(files)) - start - len(part))
+        if not part:
+            continue
         try:
             groups = [(part, predictor.predict([a for _, a in part], batch_size=batch_size))]
         except Exception as exc:  # isolate the image that broke the chunk
