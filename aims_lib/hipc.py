@@ -42,7 +42,7 @@ test), so this did not show.
 Measured on the embedded quick benchmark with a near-chance image branch (LMMD, synthetic+real,
 34.3 % coarse top-1 on real test), real test split (198 images), HIPC trained on SMPLify fits
 of the training images and selected/tested on fits from the same 2D source, 30 epochs, fine
-top-1 (coarse top-1 of the full model) as the mean of seeds 0, 1, 2 (``/tmp/hipc_poe``):
+top-1 (coarse top-1 of the full model) as the mean of seeds 0, 1, 2:
 
 =============================================  ====================  ====================
 design                                          fits of annotated 2D  fits of HRNet's 2D
@@ -94,13 +94,11 @@ cores made it 20 times slower.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import io
 import logging
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -110,6 +108,7 @@ import torch
 from torch import Tensor, nn
 
 from aims_lib import taxonomy
+from aims_lib.threads import cpu_threads
 
 log = logging.getLogger(__name__)
 
@@ -298,19 +297,8 @@ def train_hipc(
     Deterministic on the CPU for a given ``cfg.seed``.
     """
     cfg.validate()
-    with _threads(cfg.cpu_threads if torch.device(cfg.device).type == "cpu" else None):
+    with cpu_threads(cfg.cpu_threads, cfg.device):
         return _train(keypoints, labels, cfg, coarse_probs, val_keypoints, val_labels, val_coarse_probs)
-
-
-@contextlib.contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    old = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _train(

@@ -133,18 +133,17 @@ def collect_results(out_dir: Path, parameters: dict[str, Any], walls: dict[str, 
 
 def results_markdown(results: dict[str, Any]) -> str:
     """The README's results table: ours beside the paper's, top-1 % on the real test split."""
-    from aims_lib.evaluate import PAPER_TABLE2, PAPER_TABLE3, ROW_NAMES
+    from aims_lib.evaluate import PAPER_TABLE2, PAPER_TABLE3, ROW_NAMES, markdown_table
 
-    def cell(value: Any) -> str:
-        return "-" if value is None else f"{value:.1f}"
-
-    ours = "embedded benchmark" if results["data"] == "embedded" else "real data"
-    lines = [f"| table | task / source | method | ours ({ours}, {results['profile']}) | paper |", "| --- | --- | --- | ---: | ---: |"]
-    for level, row in results["table2"].items():
-        lines += [f"| 2 | {level} | {ROW_NAMES[k]} | {cell(v)} | {cell(PAPER_TABLE2[level].get(k))} |" for k, v in row.items()]
-    for source, row in results["table3"].items():
-        lines += [f"| 3 | {source} | {ROW_NAMES[k]} | {cell(v)} | {cell(PAPER_TABLE3[source].get(k))} |" for k, v in row.items()]
-    return "\n".join(lines)
+    ours = f"ours ({'embedded benchmark' if results['data'] == 'embedded' else 'real data'}, {results['profile']})"
+    rows = [
+        {"table": table, "task / source": group, "method": ROW_NAMES[k],
+         ours: float("nan") if v is None else v, "paper": paper[group].get(k, float("nan"))}
+        for table, key, paper in (("2", "table2", PAPER_TABLE2), ("3", "table3", PAPER_TABLE3))
+        for group, row in results[key].items()
+        for k, v in row.items()
+    ]
+    return markdown_table(rows)
 
 
 def check_results(results: dict[str, Any]) -> None:

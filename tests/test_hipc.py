@@ -225,3 +225,19 @@ def test_save_and_load_give_the_same_predictions(tmp_path):
         load_hipc(tmp_path / "bad.pt")
     with pytest.raises(FileNotFoundError):
         load_hipc(tmp_path / "missing.pt")
+
+
+def test_cpu_threads_are_pinned_and_restored():
+    import torch
+
+    from aims_lib.threads import cpu_threads
+
+    before = torch.get_num_threads()
+    with cpu_threads(1, "cpu"):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), cpu_threads(1):
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == before
+    with cpu_threads(None):
+        assert torch.get_num_threads() == before

@@ -51,6 +51,10 @@ Source = Literal["synthetic", "synthetic+real"]
 TargetLabels = Literal["predicted", "oracle"]
 
 
+#: The paper's LMMD weight lambda; runs with another weight carry it in their name.
+PAPER_LMMD_WEIGHT: float = 0.5
+
+
 @dataclass(frozen=True)
 class ImageTrainConfig:
     level: Level = "coarse"
@@ -65,7 +69,7 @@ class ImageTrainConfig:
     backbone_lr_mult: float | None = None  # None: 0.1 with pretrained weights, 1.0 from scratch
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    lmmd_weight: float = 0.5  # the paper's lambda
+    lmmd_weight: float = PAPER_LMMD_WEIGHT
     ramp: Ramp = "dsan"
     #: LMMD's target class weights: the network's softmax on the unlabelled target ("predicted",
     #: the method) or the target's true labels ("oracle": a diagnostic upper bound of class-wise
@@ -129,10 +133,6 @@ def backbone_weights(
                          iters_per_epoch=profile.pretrain_iters, **overrides)
     train_image_branch(dataset, run_root / PRETRAIN_RUN, cfg)
     return str(run_root / PRETRAIN_RUN / "checkpoints" / "best.pt")
-
-
-#: The paper's LMMD weight; runs with another weight carry it in their name.
-PAPER_LMMD_WEIGHT: float = 0.5
 
 
 def run_name(level: Level, source: Source, method: Method, lmmd_weight: float = PAPER_LMMD_WEIGHT) -> str:

@@ -53,6 +53,7 @@ import torch
 from aims_lib.body.keypoints import COCO17_JOINT_IDS, COCO17_VERTEX_IDS
 from aims_lib.pose_branch.priors import GMMPosePrior, bending_prior, default_pose_prior, shape_prior
 from aims_lib.taxonomy import KEYPOINTS, LEFT_HIP, NOSE, NUM_KEYPOINTS, RIGHT_HIP, normalise_keypoints_3d
+from aims_lib.threads import cpu_threads
 
 _SHOULDERS: Final[tuple[int, int]] = (KEYPOINTS.index("left_shoulder"), KEYPOINTS.index("right_shoulder"))
 _HIPS: Final[tuple[int, int]] = (KEYPOINTS.index("left_hip"), KEYPOINTS.index("right_hip"))
@@ -402,13 +403,8 @@ class SMPLify:
         Every image gets ``len(tilts)`` stage-1 hypotheses (twice as many for side views),
         each expanded to ``pose_starts`` stage-2 starts; see the module docstring.
         """
-        threads = torch.get_num_threads()
-        if self.device.type == "cpu" and self.config.cpu_threads is not None:
-            torch.set_num_threads(self.config.cpu_threads)
-        try:
+        with cpu_threads(self.config.cpu_threads, self.device):
             return self._fit(keypoints_2d, confidence, K, image_size)
-        finally:
-            torch.set_num_threads(threads)
 
     def _fit(
         self,
