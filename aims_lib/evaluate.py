@@ -42,6 +42,20 @@ def top1(logits_or_pred: np.ndarray, labels: np.ndarray) -> float:
     return float((pred == labels).mean() * 100.0)
 
 
+def bootstrap_interval(correct: np.ndarray, seed: int = 0, n_boot: int = 2000, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval (in %) of an accuracy, resampling the test images.
+
+    ``correct`` holds one 0/1 per test image; the resamples are drawn from ``seed``.
+    """
+    correct = np.asarray(correct, dtype=np.float64)
+    if correct.ndim != 1 or correct.size == 0:
+        raise ValueError(f"need a non-empty 1-D array of 0/1 per test image, got shape {correct.shape}")
+    rng = np.random.default_rng(seed)
+    means = correct[rng.integers(0, correct.size, size=(n_boot, correct.size))].mean(axis=1) * 100.0
+    alpha = (1.0 - level) / 2.0
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha))
+
+
 def per_class_accuracy(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
     """Recall per class in % (NaN for a class absent from ``labels``)."""
     out = np.full(num_classes, np.nan)

@@ -19,6 +19,8 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from aims_lib import taxonomy  # noqa: E402
+from aims_lib.card import LEVELS as CARD_LEVELS  # noqa: E402
+from aims_lib.card import PROBES, BenchmarkCard  # noqa: E402
 from aims_lib.data.format import AimsDataset, Sample, atomic_write_bytes  # noqa: E402
 
 #: Left limbs blue, right limbs orange, the midline grey: the usual keypoint colour code.
@@ -110,13 +112,19 @@ def first_of_each_class(dataset: AimsDataset, domain: str, split: str | None = N
     return [first[f] for f in taxonomy.FINE if f in first]
 
 
-def plot_class_gallery(dataset: AimsDataset, domain: str, keypoints: bool = False, ncols: int = 6) -> Figure:
-    """One image per fine class of a domain, optionally with its 2D keypoints."""
-    from aims_lib.data.torch_datasets import read_image
+def plot_class_gallery(
+    dataset: AimsDataset, domain: str, keypoints: bool = False, ncols: int = 6, crops: bool = False
+) -> Figure:
+    """One image per fine class of a domain, optionally with its 2D keypoints; with ``crops``
+    the square crop around the infant that the classifiers see instead of the whole image."""
+    from aims_lib.data.torch_datasets import crop_to_box, read_image
 
     samples = first_of_each_class(dataset, domain)
-    images = [np.asarray(read_image(s)) for s in samples]
-    kps = [(s.keypoints_2d, s.visibility) for s in samples] if keypoints else None
+    if crops:  # all at one size, as the classifiers see them
+        images = [np.asarray(crop_to_box(read_image(s), s.bbox).resize((160, 160))) for s in samples]
+    else:
+        images = [np.asarray(read_image(s)) for s in samples]
+    kps = [(s.keypoints_2d, s.visibility) for s in samples] if keypoints and not crops else None
     return plot_image_grid(images, [f"{s.fine}\n({domain})" for s in samples], ncols=ncols, keypoints=kps)
 
 
@@ -402,5 +410,28 @@ def plot_lambda_sweep(lambdas: Sequence[float], curves: dict[str, Sequence[float
         ax.plot(lambdas, values, marker="o", label=name)
     ax.set(title=title, xlabel="LMMD weight lambda", ylabel="coarse top-1 (%)", xticks=list(lambdas))
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+
+def plot_card(card: BenchmarkCard, title: str) -> Figure:
+    """The benchmark card as bars: accuracy per probe with its 95 % interval, coarse and fine
+    side by side, and each probe's majority-class rate as a tick (what guessing gives)."""
+    fig, axes = plt.subplots(1, len(CARD_LEVELS), figsize=(11, 3.8), sharey=True)
+    for ax, level in zip(axes, CARD_LEVELS):
+        res = [card.get(p, level) for p in PROBES]
+        x = np.arange(len(res))
+        acc = np.array([r.accuracy for r in res])
+        err = np.array([[r.accuracy - r.ci_low for r in res], [r.ci_high - r.accuracy for r in res]])
+        ax.bar(x, acc, color="#4c72b0", yerr=err, capsize=4, label="top-1 (95 % CI)")
+        ax.scatter(x, [r.majority for r in res], marker="_", s=600, color="#c44e52", zorder=3, label="majority class")
+        ax.set_xticks(x, PROBES)
+        ax.set_title(f"{level} labels")
+        ax.set_ylim(0, 100)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("top-1 accuracy (%)")
+    axes[0].legend(loc="upper right", fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -294,7 +294,7 @@ class AIMSPosePredictor:
 
         from aims_lib.data.torch_datasets import crop_to_box, image_transform
 
-        transform = image_transform(self.image_size, train=False)
+        transform = image_transform(self.image_size, train=False, normalization=self.image_branch.normalization)
         out = []
         with torch.no_grad():
             for b in range(0, len(images), batch_size):

@@ -118,6 +118,7 @@ def collect_results(out_dir: Path, parameters: dict[str, Any], walls: dict[str, 
     table3 = {src: {k: image.get("table3", {}).get(src, {}).get(k) for k in keys}
               for src, keys in RESULT_KEYS["table3"].items()}
     smplify = {k: pose.get("smplify", {}).get(k) for k in RESULT_KEYS["smplify"]}
+    backbone = image.get("image_backbone", {})
     device = next((r["device"] for r in (full, pose, image) if r.get("device")), parameters.get("device"))
     return {
         "profile": parameters["profile"],
@@ -127,6 +128,8 @@ def collect_results(out_dir: Path, parameters: dict[str, Any], walls: dict[str, 
         "table2": table2,
         "table3": table3,
         "smplify": smplify,
+        "image_backbone": {"name": backbone.get("name"), "weights": backbone.get("weights")},
+        "card": dataset.get("card"),
         "wall_seconds": walls,
     }
 
@@ -148,7 +151,7 @@ def results_markdown(results: dict[str, Any]) -> str:
 
 def check_results(results: dict[str, Any]) -> None:
     """Raise ``ValueError`` naming the first key of ``results`` that breaks the documented shape."""
-    for key in ("profile", "seed", "device", "data", "table2", "table3", "smplify", "wall_seconds"):
+    for key in ("profile", "seed", "device", "data", "table2", "table3", "smplify", "image_backbone", "wall_seconds"):
         if key not in results:
             raise ValueError(f"results: missing key {key!r}")
     if results["data"] not in ("embedded", "real"):
@@ -162,6 +165,9 @@ def check_results(results: dict[str, Any]) -> None:
     for k in RESULT_KEYS["smplify"]:
         if k not in results["smplify"]:
             raise ValueError(f"results: missing smplify.{k}")
+    for k in ("name", "weights"):
+        if k not in results["image_backbone"]:
+            raise ValueError(f"results: missing image_backbone.{k}")
 
 
 def reproduce(parameters: dict[str, Any], out_dir: Path, selection: Sequence[Path] | None = None) -> dict[str, Any]:
@@ -189,7 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     real.add_argument("--data-dir", default="", help="an imported SyRIP/AIMS dataset directory (data/README.md)")
     real.add_argument("--smil-model", default="", help="SMIL model file (smil_web.pkl) instead of the procedural body")
     real.add_argument("--pose2d-checkpoint", default="", help="mmpose HRNet checkpoint to start the 2D keypoints from")
-    real.add_argument("--pretrained", default="", help="torchvision ResNet state dict for the image branch")
+    real.add_argument("--pretrained", default="",
+                      help="weights file of the profile's image-branch backbone (e.g. torchvision's ImageNet ResNet-50 for PROFILE=paper)")
     args = parser.parse_args(argv)
     if args.table is not None:
         results = json.loads(args.table.read_text())

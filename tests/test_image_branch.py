@@ -17,7 +17,7 @@ def test_model_shapes_and_bottleneck():
     logits, feats = model(torch.randn(2, 3, 64, 64))
     assert logits.shape == (2, 12) and feats.shape == (2, 256)
     assert not model.pretrained
-    with pytest.raises(ValueError, match="unknown arch"):
+    with pytest.raises(ValueError, match="unknown backbone 'vgg16'"):
         ImageBranch("vgg16")
 
 
@@ -29,12 +29,37 @@ def test_local_weights_load_and_bad_files(tmp_path):
     torch.save(ref.state_dict(), path)
     model = ImageBranch("resnet18", weights=path)
     assert model.pretrained
-    assert torch.equal(model.backbone.conv1.weight, ref.conv1.weight)
+    assert torch.equal(model.backbone.net.conv1.weight, ref.conv1.weight)
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         ImageBranch("resnet18", weights=tmp_path / "missing.pth")
     torch.save(torchvision.models.resnet34(weights=None).state_dict(), path)
-    with pytest.raises(ValueError, match="not a ResNet state dict"):
+    with pytest.raises(ValueError, match="not a resnet18 state dict"):
         ImageBranch("resnet18", weights=path)
+
+
+def test_an_image_branch_checkpoint_is_a_backbone_start(tmp_path):
+    """The synthetic-pretraining fallback: a run's best.pt seeds the next run's backbone, not its heads."""
+    first = ImageBranch("resnet18", num_classes=12)
+    torch.save({"model": first.state_dict()}, tmp_path / "best.pt")
+    second = ImageBranch("resnet18", num_classes=4, weights=tmp_path / "best.pt")
+    for (k, a), b in zip(first.backbone.state_dict().items(), second.backbone.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert second.classifier.out_features == 4
+
+
+def test_frozen_stages_match_the_full_forward_and_get_no_gradient():
+    model = ImageBranch("efficientnet_lite0", num_classes=4, freeze_stages=4).eval()
+    x = torch.randn(2, 3, 64, 64)
+    h = model.backbone.forward_stages(x, 0, 4)
+    assert torch.allclose(model(h, start=4)[0], model(x)[0], atol=1e-5)
+    groups = model.parameter_groups(0.01, 0.1)
+    frozen = {id(p) for i in range(4) for m in model.backbone.stage_modules(i) for p in m.parameters()}
+    assert frozen and not frozen & {id(p) for g in groups for p in g["params"]}
+    model.train()
+    assert not any(m.training for i in range(4) for m in model.backbone.stage_modules(i))
+    assert model.backbone.stage_modules(4)[0].training
+    with pytest.raises(ValueError, match="can freeze 0 to 9 stages"):
+        ImageBranch("efficientnet_lite0", freeze_stages=10)
 
 
 def test_ramps_and_schedule():
@@ -127,7 +152,32 @@ def test_profile_config_and_run_names():
     from aims_lib.profiles import get_profile
 
     cfg = profile_config(get_profile("quick"), "fine", "synthetic", "lmmd", seed=4)
-    assert (cfg.arch, cfg.image_size, cfg.level, cfg.seed) == ("resnet18", 64, "fine", 4)
+    assert (cfg.arch, cfg.image_size, cfg.level, cfg.seed, cfg.freeze_stages) == ("efficientnet_lite0", 160, "fine", 4, 7)
     assert run_name("coarse", "synthetic", "lmmd") == "image_coarse_synthetic_lmmd"
     assert run_name("coarse", "synthetic", "lmmd", 0.1) == "image_coarse_synthetic_lmmd_lambda0.1"
     assert run_name("coarse", "synthetic", "source_only", 0.1) == "image_coarse_synthetic_source_only"
+
+
+def test_cached_frozen_stages_equal_the_whole_network_and_are_shared(aims_tiny, tmp_path):
+    """With frozen stages a run reads a cache shared with the next run (built once), and its
+    outputs equal the whole network run on the images."""
+    from aims_lib.data import load_dataset
+    from aims_lib.data.torch_datasets import ImageDataset
+
+    lite = {**TINY, "arch": "efficientnet_lite0", "freeze_stages": 4}
+    train_image_branch(aims_tiny, tmp_path / "runs" / "a", ImageTrainConfig(**lite))
+    caches = list((tmp_path / "runs" / "trunk_cache").glob("*.pt"))
+    assert len(caches) == 1
+    stamp = caches[0].stat().st_mtime_ns
+    train_image_branch(aims_tiny, tmp_path / "runs" / "b", ImageTrainConfig(**{**lite, "method": "source_only"}))
+    assert caches[0].stat().st_mtime_ns == stamp  # read, not rebuilt
+
+    model = ImageBranch("efficientnet_lite0", 4, freeze_stages=4)
+    model.load_state_dict(torch.load(tmp_path / "runs/a/checkpoints/best.pt", weights_only=False)["model"])
+    model.eval()
+    ds = ImageDataset(load_dataset(aims_tiny), image_size=32, normalization=model.normalization)
+    with torch.no_grad():
+        direct = model(torch.stack([ds[i]["image"] for i in range(len(ds))]))[0].numpy()
+    out = np.load(tmp_path / "runs/a/outputs.npz")
+    row = {int(i): r for r, i in enumerate(out["image_id"])}
+    np.testing.assert_allclose(out["logits"][[row[s.image_id] for s in ds.samples]], direct, atol=1e-4)

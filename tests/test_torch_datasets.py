@@ -3,11 +3,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from aims_lib.data import DatasetError, load_dataset
-from aims_lib.data.torch_datasets import ImageDataset, KeypointDataset, image_transform
+from aims_lib.data.torch_datasets import IMAGENET_NORMALIZATION as NORM
+from aims_lib.data.torch_datasets import TF_LITE_NORMALIZATION, ImageDataset, KeypointDataset, image_transform
 
 
 def test_image_dataset_items(aims_tiny):
-    ds = ImageDataset(aims_tiny, split="train", image_size=32)
+    ds = ImageDataset(aims_tiny, split="train", image_size=32, normalization=NORM)
     item = ds[0]
     assert item["image"].shape == (3, 32, 32) and item["image"].dtype == torch.float32
     batch = next(iter(DataLoader(ds, batch_size=4)))
@@ -19,22 +20,33 @@ def test_image_dataset_items(aims_tiny):
 
 
 def test_image_dataset_filters(aims_tiny):
-    real_test = ImageDataset(aims_tiny, split="test", domain="real", image_size=16)
+    real_test = ImageDataset(aims_tiny, split="test", domain="real", image_size=16, normalization=NORM)
     assert len(real_test) > 0 and all(s.domain == "real" and s.split == "test" for s in real_test.samples)
     with pytest.raises(ValueError, match="unknown split"):
-        ImageDataset(aims_tiny, split="dev")
+        ImageDataset(aims_tiny, split="dev", normalization=NORM)
 
 
 def test_eval_transform_is_deterministic_train_is_not(aims_tiny):
-    ev = ImageDataset(aims_tiny, image_size=24)
+    ev = ImageDataset(aims_tiny, image_size=24, normalization=NORM)
     assert torch.equal(ev[0]["image"], ev[0]["image"])
-    tr = ImageDataset(aims_tiny, image_size=24, train=True)
+    tr = ImageDataset(aims_tiny, image_size=24, train=True, normalization=NORM)
     torch.manual_seed(0)
     a = tr[0]["image"]
     torch.manual_seed(1)
     assert not torch.equal(a, tr[0]["image"])
     with pytest.raises(ValueError, match="image_size"):
-        image_transform(0, train=False)
+        image_transform(0, train=False, normalization=NORM)
+
+
+def test_normalization_follows_the_backbone(aims_tiny):
+    """The same pixels under ImageNet statistics and under TF-Lite's (x - 127) / 128."""
+    from PIL import Image
+
+    img = Image.new("RGB", (4, 4), (255, 127, 0))
+    lite = image_transform(4, train=False, normalization=TF_LITE_NORMALIZATION)(img)
+    assert torch.allclose(lite[:, 0, 0], torch.tensor([128 / 128, 0.0, -127 / 128]), atol=1e-5)
+    imnet = image_transform(4, train=False, normalization=NORM)(img)
+    assert torch.allclose(imnet[:, 0, 0], torch.tensor([(1 - 0.485) / 0.229, (127 / 255 - 0.456) / 0.224, -0.406 / 0.225]), atol=1e-5)
 
 
 def test_unreadable_image_is_named(aims_tiny, tmp_path):
@@ -43,7 +55,7 @@ def test_unreadable_image_is_named(aims_tiny, tmp_path):
     root = tmp_path / "ds"
     shutil.copytree(aims_tiny.parent, root)
     (root / "images" / "000001.png").write_bytes(b"not a png")
-    ds = ImageDataset(root, image_size=16)
+    ds = ImageDataset(root, image_size=16, normalization=NORM)
     with pytest.raises(DatasetError, match="000001.png.*unreadable"):
         ds[0]
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
 import numpy as np
 import torch
@@ -14,12 +15,22 @@ from torchvision.transforms import v2
 
 from aims_lib.data.format import DOMAINS, AimsDataset, DatasetError, Sample, load_dataset
 
-#: ImageNet statistics: the normalisation that pretrained torchvision backbones expect.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+@dataclass(frozen=True)
+class Normalization:
+    """Per-channel ``(x - mean) / std`` on images scaled to [0, 1]: each backbone has its own
+    (the image branch's registry names it), and every place that feeds images uses it."""
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
 
 
-def image_transform(image_size: int, train: bool) -> v2.Compose:
+#: torchvision's ImageNet statistics (ResNet and most PyTorch-trained networks).
+IMAGENET_NORMALIZATION: Final = Normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+#: TensorFlow-trained EfficientNet-Lite: ``(x - 127) / 128`` on 0-255 pixels.
+TF_LITE_NORMALIZATION: Final = Normalization((127 / 255,) * 3, (128 / 255,) * 3)
+
+
+def image_transform(image_size: int, train: bool, normalization: Normalization) -> v2.Compose:
     """Resize to a square of ``image_size``; training adds crops, flips and colour jitter.
 
     A horizontal flip keeps every AIMS label (the taxonomy has no left/right classes).
@@ -40,7 +51,7 @@ def image_transform(image_size: int, train: bool) -> v2.Compose:
             v2.ToImage(),
             *geometric,
             v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+            v2.Normalize(normalization.mean, normalization.std),
         ]
     )
 
@@ -79,7 +90,8 @@ def crop_to_box(image: Image.Image, bbox: np.ndarray, margin: float = CROP_MARGI
 class ImageDataset(Dataset):
     """Items: ``image`` (3, S, S) float tensor, ``coarse``, ``fine``, ``domain`` (0 synthetic,
     1 real) and ``image_id``; filtered by split and domain, or given as a list of samples.
-    With ``crop`` the image is first cut to a square around the infant's box."""
+    With ``crop`` the image is first cut to a square around the infant's box; ``normalization``
+    is the backbone's."""
 
     def __init__(
         self,
@@ -90,10 +102,12 @@ class ImageDataset(Dataset):
         train: bool = False,
         samples: Sequence[Sample] | None = None,
         crop: bool = True,
+        *,
+        normalization: Normalization,
     ) -> None:
         self.dataset = _resolve(dataset)
         self.samples = list(samples) if samples is not None else self.dataset.select(split, domain)
-        self.transform = image_transform(image_size, train)
+        self.transform = image_transform(image_size, train, normalization)
         self.crop = crop
 
     def __len__(self) -> int:

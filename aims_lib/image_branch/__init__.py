@@ -1,6 +1,12 @@
-"""Image branch (paper Sec. 4.1): ResNet + bottleneck + classifier, trained with CE + LMMD."""
+"""Image branch (paper Sec. 4.1): a registry backbone + bottleneck + classifier, trained with CE + LMMD."""
 
+from aims_lib.image_branch.backbones import BACKBONES, BackboneSpec, get_backbone, imagenet_classifier
 from aims_lib.image_branch.model import ARCHS, BOTTLENECK_DIM, ImageBranch
-from aims_lib.image_branch.trainer import ImageTrainConfig, backbone_weights, profile_config, run_name, train_image_branch
+from aims_lib.image_branch.trainer import (
+    BackboneStart, ImageTrainConfig, backbone_start, profile_config, run_name, train_image_branch,
+)
 
-__all__ = ["ARCHS", "BOTTLENECK_DIM", "ImageBranch", "ImageTrainConfig", "backbone_weights", "profile_config", "run_name", "train_image_branch"]
+__all__ = [
+    "ARCHS", "BACKBONES", "BOTTLENECK_DIM", "BackboneSpec", "BackboneStart", "ImageBranch", "ImageTrainConfig",
+    "backbone_start", "get_backbone", "imagenet_classifier", "profile_config", "run_name", "train_image_branch",
+]

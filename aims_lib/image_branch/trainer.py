@@ -10,6 +10,10 @@ Data: the source is the synthetic images, or synthetic plus the labelled real tr
 the target is the real training images without their labels. Validation on real-val after every
 epoch selects the checkpoint; the test split is only ever predicted, never used for selection.
 
+With ``freeze_stages > 0`` the backbone's first stages are frozen and their output is read from
+a cache shared by all runs (:mod:`aims_lib.image_branch.trunk_cache`); augmentation is then the
+horizontal flip alone.
+
 A run is a directory: ``config.json``, ``checkpoints/last.pt`` (every epoch, for resuming),
 ``checkpoints/best.pt``, ``metrics.json`` and ``outputs.npz`` (logits and bottleneck features of
 every image of every split, which HIPC and the plots read). Each epoch draws its data order and
@@ -32,13 +36,15 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 from tqdm.auto import tqdm
 
 from aims_lib import taxonomy
-from aims_lib.data.format import AimsDataset, atomic_write_bytes, load_dataset
+from aims_lib.data.format import AimsDataset, Sample, atomic_write_bytes, load_dataset
 from aims_lib.data.torch_datasets import ImageDataset
+from aims_lib.image_branch.backbones import get_backbone
 from aims_lib.image_branch.model import ImageBranch
+from aims_lib.image_branch.trunk_cache import TrunkFeatureDataset, load_or_build_trunk_cache
 from aims_lib.lmmd import lmmd_loss
 from aims_lib.profiles import Profile
 
@@ -75,7 +81,10 @@ class ImageTrainConfig:
     #: the method) or the target's true labels ("oracle": a diagnostic upper bound of class-wise
     #: alignment with perfect pseudo-labels, never a reported result).
     target_labels: TargetLabels = "predicted"
-    pretrained: str | None = None  # local torchvision ResNet state dict
+    pretrained: str | None = None  # weights file the backbone starts from (see backbone_start)
+    pretrained_source: str = ""  # where those weights come from, in words (config.json, logs)
+    #: Leading backbone stages kept frozen (0: DSAN's full fine-tuning); their output is cached.
+    freeze_stages: int = 0
     seed: int = 0
     device: str = "cpu"
     num_workers: int = 0
@@ -94,6 +103,9 @@ class ImageTrainConfig:
         for name in ("image_size", "batch_size", "epochs", "iters_per_epoch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.freeze_stages < 0:
+            raise ValueError(f"freeze_stages must be >= 0, got {self.freeze_stages}")
+        get_backbone(self.arch)
         if self.lmmd_weight < 0:
             raise ValueError(f"lmmd_weight must be >= 0, got {self.lmmd_weight}")
 
@@ -105,7 +117,8 @@ class ImageTrainConfig:
 def profile_config(profile: Profile, level: Level, source: Source, method: Method, **overrides: Any) -> ImageTrainConfig:
     """The run settings of a profile (architecture, input size, schedule) for one setting."""
     sizes = dict(arch=profile.image_arch, image_size=profile.image_size, epochs=profile.image_epochs,
-                 iters_per_epoch=profile.image_iters, batch_size=profile.image_batch)
+                 iters_per_epoch=profile.image_iters, batch_size=profile.image_batch,
+                 freeze_stages=profile.image_freeze_stages)
     return ImageTrainConfig(level=level, source=source, method=method, **{**sizes, **overrides})
 
 
@@ -113,26 +126,41 @@ def profile_config(profile: Profile, level: Level, source: Source, method: Metho
 PRETRAIN_RUN: str = "image_pretrain_synthetic_fine"
 
 
-def backbone_weights(
+@dataclass(frozen=True)
+class BackboneStart:
+    """The weights every image-branch run of a profile starts from, and where they come from."""
+
+    weights: str | None
+    source: str
+
+
+def backbone_start(
     dataset: AimsDataset, run_root: Path, profile: Profile, pretrained: str | None = None, **overrides: Any
-) -> str | None:
+) -> BackboneStart:
     """The backbone weights every image-branch run of a profile starts from.
 
-    A user's file (``pretrained``, e.g. torchvision's ImageNet ResNet) wins. Otherwise, since no
-    weights can be downloaded, the backbone is pretrained here, once, as a stand-in for ImageNet:
-    a source-only run on the synthetic images' fine labels (no real image is trained on; real
-    val selects the epoch, as everywhere), resumed if interrupted. Its best checkpoint is the
-    ``pretrained`` file of the runs, whose backbones then train at DSAN's 0.1 x learning rate.
-    ``None`` when the profile pretrains nothing (``pretrain_epochs == 0``): from scratch.
+    In order: a user's file (``pretrained``, e.g. torchvision's ImageNet ResNet-50); the ImageNet
+    weights that a pinned package ships for the profile's backbone (EfficientNet-Lite0); and,
+    only when neither is at hand, a stand-in for ImageNet trained here, once: a source-only run
+    on the synthetic images' fine labels (no real image is trained on; real val selects the
+    epoch), resumed if interrupted. With ``pretrain_epochs == 0`` the fallback is from scratch.
+    Every run starting from pretrained weights trains its backbone at DSAN's 0.1 x lr.
     """
     if pretrained:
-        return pretrained
+        return BackboneStart(pretrained, f"file {pretrained}")
+    spec = get_backbone(profile.image_arch)
+    if spec.packaged_weights is not None:
+        try:
+            return BackboneStart(str(spec.packaged_weights()), spec.weights_note)
+        except ImportError as exc:
+            log.warning("%s; falling back to pretraining on the synthetic images", exc)
     if profile.pretrain_epochs == 0:
-        return None
+        return BackboneStart(None, "none (from scratch)")
     cfg = profile_config(profile, "fine", "synthetic", "source_only", epochs=profile.pretrain_epochs,
-                         iters_per_epoch=profile.pretrain_iters, **overrides)
+                         iters_per_epoch=profile.pretrain_iters, freeze_stages=0, **overrides)
     train_image_branch(dataset, run_root / PRETRAIN_RUN, cfg)
-    return str(run_root / PRETRAIN_RUN / "checkpoints" / "best.pt")
+    return BackboneStart(str(run_root / PRETRAIN_RUN / "checkpoints" / "best.pt"),
+                         f"pretrained here on the synthetic images' fine labels ({PRETRAIN_RUN}): a stand-in for ImageNet")
 
 
 def run_name(level: Level, source: Source, method: Method, lmmd_weight: float = PAPER_LMMD_WEIGHT) -> str:
@@ -157,7 +185,7 @@ def dsan_lr(base_lr: float, iteration: int) -> float:
     return base_lr * (1.0 + 0.0003 * iteration) ** -0.75
 
 
-def _epoch_loader(ds: ImageDataset, cfg: ImageTrainConfig, epoch: int, stream: int) -> DataLoader:
+def _epoch_loader(ds: Dataset, cfg: ImageTrainConfig, epoch: int, stream: int) -> DataLoader:
     """Exactly ``iters_per_epoch`` batches in an order fixed by ``(seed, epoch, stream)``."""
     g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch * 101 + stream)
     sampler = RandomSampler(ds, replacement=False, num_samples=cfg.iters_per_epoch * cfg.batch_size, generator=g)
@@ -169,14 +197,15 @@ def _epoch_loader(ds: ImageDataset, cfg: ImageTrainConfig, epoch: int, stream: i
 
 @torch.no_grad()
 def predict(
-    model: ImageBranch, ds: ImageDataset, device: torch.device, batch_size: int = 128, num_workers: int = 0
+    model: ImageBranch, ds: Dataset, device: torch.device, batch_size: int = 128, num_workers: int = 0, start: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Logits, bottleneck features and image ids of every item of ``ds``."""
+    """Logits, bottleneck features and image ids of every item of ``ds`` (images, or the output
+    of backbone stage ``start - 1`` when ``start > 0``)."""
     model.eval()
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     logits, feats, ids = [], [], []
     for batch in loader:
-        out, f = model(batch["image"].to(device, non_blocking=True))
+        out, f = model(batch["image"].to(device, non_blocking=True), start)
         logits.append(out.float().cpu())
         feats.append(f.float().cpu())
         ids.append(batch["image_id"])
@@ -193,8 +222,31 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def train_image_branch(dataset: AimsDataset | str | Path, run_dir: str | Path, cfg: ImageTrainConfig) -> dict[str, Any]:
-    """Train (or resume) one image-branch run; returns its metrics (also in ``metrics.json``)."""
+class _Inputs:
+    """What the network reads, per list of samples: images through the training or evaluation
+    transform, or (with frozen stages) their cached output, from stage ``start`` on."""
+
+    def __init__(self, ds: AimsDataset, model: ImageBranch, cfg: ImageTrainConfig, cache_dir: Path, device: torch.device) -> None:
+        self.ds, self.cfg = ds, cfg
+        self.start = cfg.freeze_stages
+        self.cache = None
+        if self.start:
+            self.cache = load_or_build_trunk_cache(model, ds, cfg.image_size, cfg.pretrained, cache_dir, device, cfg.num_workers)
+        self.normalization = model.normalization
+
+    def __call__(self, samples: list[Sample], train: bool) -> Dataset:
+        if self.cache is not None:
+            return TrunkFeatureDataset(self.cache, samples, train=train)
+        return ImageDataset(self.ds, image_size=self.cfg.image_size, train=train, samples=samples, normalization=self.normalization)
+
+
+def train_image_branch(
+    dataset: AimsDataset | str | Path, run_dir: str | Path, cfg: ImageTrainConfig, cache_dir: str | Path | None = None
+) -> dict[str, Any]:
+    """Train (or resume) one image-branch run; returns its metrics (also in ``metrics.json``).
+
+    ``cache_dir`` holds the frozen stages' cached output, shared by runs (default: a
+    ``trunk_cache`` folder beside ``run_dir``)."""
     cfg.validate()
     run_dir = Path(run_dir)
     ds = dataset if isinstance(dataset, AimsDataset) else load_dataset(dataset)
@@ -215,14 +267,16 @@ def train_image_branch(dataset: AimsDataset | str | Path, run_dir: str | Path, c
     target_samples = ds.select("train", "real")
     if not source_samples or not target_samples:
         raise ValueError(f"{ds.path}: empty source ({len(source_samples)}) or target ({len(target_samples)}) training set")
-    source_ds = ImageDataset(ds, image_size=cfg.image_size, train=True, samples=source_samples)
-    target_ds = ImageDataset(ds, image_size=cfg.image_size, train=True, samples=target_samples)
-    val_ds = ImageDataset(ds, split="val", domain="real", image_size=cfg.image_size)
-    if len(val_ds) == 0:
+    if not ds.select("val", "real"):
         raise ValueError(f"{ds.path}: no real validation images: model selection needs them")
 
     torch.manual_seed(cfg.seed)
-    model = ImageBranch(cfg.arch, cfg.num_classes, cfg.pretrained).to(device)
+    model = ImageBranch(cfg.arch, cfg.num_classes, cfg.pretrained, cfg.freeze_stages).to(device)
+    log.info("%s: %s backbone, weights: %s, %d of %d stages frozen", run_dir, cfg.arch,
+             cfg.pretrained_source or cfg.pretrained or "none (from scratch)", cfg.freeze_stages, model.backbone.num_stages)
+    inputs = _Inputs(ds, model, cfg, Path(cache_dir) if cache_dir else run_dir.parent / "trunk_cache", device)
+    source_ds, target_ds = inputs(source_samples, train=True), inputs(target_samples, train=True)
+    val_ds = inputs(ds.select("val", "real"), train=False)
     mult = cfg.backbone_lr_mult if cfg.backbone_lr_mult is not None else (0.1 if model.pretrained else 1.0)
     optimizer = torch.optim.SGD(model.parameter_groups(cfg.lr, mult), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
@@ -257,7 +311,7 @@ def train_image_branch(dataset: AimsDataset | str | Path, run_dir: str | Path, c
             for group in optimizer.param_groups:
                 group["lr"] = dsan_lr(group["base_lr"], it)
             batch = [src["image"]] if tgt is None else [src["image"], tgt["image"]]
-            logits, feats = model(torch.cat(batch).to(device, non_blocking=True))  # one pass: BatchNorm sees both domains, as in DSAN
+            logits, feats = model(torch.cat(batch).to(device, non_blocking=True), inputs.start)  # one pass: BatchNorm sees both domains, as in DSAN
             n_s = src["image"].shape[0]
             labels = src[cfg.level].to(device)
             ce = nn.functional.cross_entropy(logits[:n_s], labels)
@@ -274,7 +328,7 @@ def train_image_branch(dataset: AimsDataset | str | Path, run_dir: str | Path, c
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        val_logits, _, _ = predict(model, val_ds, device, num_workers=cfg.num_workers)
+        val_logits, _, _ = predict(model, val_ds, device, num_workers=cfg.num_workers, start=inputs.start)
         val_acc = _accuracy(val_logits, val_labels)
         record = {
             "epoch": epoch + 1,
@@ -293,17 +347,17 @@ def train_image_branch(dataset: AimsDataset | str | Path, run_dir: str | Path, c
             last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
                    "best_val_acc": best_acc, "history": history},
         )
-    return finalize_run(ds, run_dir, cfg, model, history, device)
+    return finalize_run(ds, run_dir, cfg, model, history, device, inputs)
 
 
 def finalize_run(
-    ds: AimsDataset, run_dir: Path, cfg: ImageTrainConfig, model: ImageBranch, history: list[dict[str, Any]], device: torch.device
+    ds: AimsDataset, run_dir: Path, cfg: ImageTrainConfig, model: ImageBranch, history: list[dict[str, Any]],
+    device: torch.device, inputs: _Inputs,
 ) -> dict[str, Any]:
     """Reload the best checkpoint, predict every image, write ``outputs.npz`` and ``metrics.json``."""
     best = torch.load(run_dir / "checkpoints" / "best.pt", map_location=device, weights_only=False)
     model.load_state_dict(best["model"])
-    all_ds = ImageDataset(ds, image_size=cfg.image_size)
-    logits, feats, ids = predict(model, all_ds, device, num_workers=cfg.num_workers)
+    logits, feats, ids = predict(model, inputs(ds.samples, train=False), device, num_workers=cfg.num_workers, start=inputs.start)
     buf = io.BytesIO()
     np.savez_compressed(buf, image_id=ids, logits=logits, features=feats.astype(np.float16))
     atomic_write_bytes(run_dir / "outputs.npz", buf.getvalue())

@@ -1,0 +1,187 @@
+"""The benchmark card: is a dataset a valid domain-adaptation benchmark, and how hard is it?
+
+A domain-adaptation benchmark is valid only if its target domain carries the label (a classifier
+trained on target labels does well there), the source-trained classifier does clearly worse on
+the target (there is a gap to close), and the label lives in the infant's body rather than in
+backgrounds, colours or camera settings. The card measures all three with one fixed, cheap
+instrument: frozen ImageNet EfficientNet-Lite0 features (global average pool, 1280-d) of the
+square crops around the infant, and a linear classifier (multinomial logistic regression on
+standardised features, its regularisation chosen by 3-fold cross-validation on the training
+part only). Probes, for coarse and fine labels:
+
+- ``S->S``: synthetic to held-out synthetic (how learnable the source is);
+- ``T->T``: target cross-validation over every real-domain image (the ceiling with target labels);
+- ``S->T``: synthetic to the real test split (the gap domain adaptation has to close);
+- ``S+T->T``: synthetic plus real train to the real test split (what target labels add);
+- ``context``: ``T->T`` with the infant's box filled with grey (what the background alone gives
+  away; it should be near the majority-class rate).
+
+Each accuracy carries a 95 % percentile-bootstrap interval over its test images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Final
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from tqdm.auto import tqdm
+
+from aims_lib.data.format import AimsDataset, Sample
+from aims_lib.data.torch_datasets import crop_to_box, image_transform, read_image
+from aims_lib.evaluate import bootstrap_interval
+from aims_lib.image_branch.backbones import StagedBackbone, get_backbone
+
+CARD_BACKBONE: Final = "efficientnet_lite0"
+PROBES: Final = ("S->S", "T->T", "S->T", "S+T->T", "context")
+LEVELS: Final = ("coarse", "fine")
+#: Grey that fills the infant's box in the context-only probe (TF-Lite's zero input).
+CONTEXT_GREY: Final = (127, 127, 127)
+#: Inverse regularisation strengths the linear probe chooses from (on the training part only).
+PROBE_CS: Final = (0.003, 0.03, 0.3)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    probe: str
+    level: str
+    accuracy: float  # top-1 %
+    ci_low: float
+    ci_high: float
+    majority: float  # % of the most frequent class among the test images
+    n_train: int
+    n_test: int
+
+
+@dataclass(frozen=True)
+class BenchmarkCard:
+    results: tuple[ProbeResult, ...]
+    image_size: int
+    backbone: str
+
+    def get(self, probe: str, level: str) -> ProbeResult:
+        return next(r for r in self.results if r.probe == probe and r.level == level)
+
+    def to_dict(self) -> dict:
+        return {"backbone": self.backbone, "image_size": self.image_size,
+                "probes": {f"{r.probe}/{r.level}": asdict(r) for r in self.results}}
+
+    def rows(self) -> list[dict]:
+        """One row per probe: accuracy and interval per level, as a reader compares them."""
+        rows = []
+        for probe in PROBES:
+            row: dict[str, object] = {"probe": probe}
+            for level in LEVELS:
+                r = self.get(probe, level)
+                row[f"{level} %"] = round(r.accuracy, 1)
+                row[f"{level} 95% CI"] = f"[{r.ci_low:.1f}, {r.ci_high:.1f}]"
+                row[f"{level} majority %"] = round(r.majority, 1)
+            row["train / test images"] = f"{r.n_train} / {r.n_test}"
+            rows.append(row)
+        return rows
+
+
+def grey_out_box(image: Image.Image, bbox: np.ndarray) -> Image.Image:
+    """A copy of ``image`` with the box ``x, y, w, h`` filled with :data:`CONTEXT_GREY`."""
+    out = image.copy()
+    x, y, w, h = (float(v) for v in bbox)
+    ImageDraw.Draw(out).rectangle((x, y, x + w, y + h), fill=CONTEXT_GREY)
+    return out
+
+
+@torch.no_grad()
+def crop_features(
+    samples: Sequence[Sample], image_size: int, grey_box: bool = False, batch_size: int = 64, desc: str = "features"
+) -> np.ndarray:
+    """Frozen ImageNet Lite0 features (N, 1280) of the square crops around each infant."""
+    spec = get_backbone(CARD_BACKBONE)
+    net = StagedBackbone(spec, spec.packaged_weights()).eval()
+    transform = image_transform(image_size, train=False, normalization=spec.normalization)
+    out = []
+    for b in tqdm(range(0, len(samples), batch_size), desc=desc, unit="batch", leave=False):
+        images = []
+        for s in samples[b : b + batch_size]:
+            image = read_image(s)
+            images.append(transform(crop_to_box(grey_out_box(image, s.bbox) if grey_box else image, s.bbox)))
+        out.append(net(torch.stack(images)).numpy())
+    return np.concatenate(out) if out else np.zeros((0, net.feature_dim), np.float32)
+
+
+def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Predicted classes of ``test_x`` from a logistic regression fitted on the training part
+    (standardised features; C from :data:`PROBE_CS` by 3-fold CV on the training part)."""
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    classes, counts = np.unique(train_y, return_counts=True)
+    if len(classes) == 1:  # tiny data: nothing to learn but the one class
+        return np.full(len(test_x), classes[0])
+    if counts.min() >= 3:
+        model = LogisticRegressionCV(Cs=list(PROBE_CS), cv=3, max_iter=2000, tol=1e-3, random_state=seed)
+    else:  # a class too rare for 3-fold selection (tiny data): the middle value
+        model = LogisticRegression(C=PROBE_CS[1], max_iter=2000, tol=1e-3, random_state=seed)
+    return make_pipeline(StandardScaler(), model).fit(train_x, train_y).predict(test_x)
+
+
+def _labels(samples: Sequence[Sample], level: str) -> np.ndarray:
+    return np.array([s.coarse_id if level == "coarse" else s.fine_id for s in samples], dtype=np.int64)
+
+
+def _folds(n: int, k: int, seed: int) -> list[np.ndarray]:
+    return np.array_split(np.random.default_rng(seed).permutation(n), k)
+
+
+def benchmark_card(
+    dataset: AimsDataset, image_size: int = 160, seed: int = 0, folds: int = 4, holdout: float = 0.2
+) -> BenchmarkCard:
+    """Run the five probes of the module docstring for coarse and fine labels."""
+    synthetic = dataset.select(domain="synthetic")
+    real = dataset.select(domain="real")
+    real_train = [s for s in real if s.split == "train"]
+    real_test = [s for s in real if s.split == "test"]
+    if len(synthetic) < 10 or len(real) < 2 * folds or not real_test:
+        raise ValueError(
+            f"{dataset.path}: the card needs at least 10 synthetic images, {2 * folds} real ones and a real test split; "
+            f"got {len(synthetic)}, {len(real)} and {len(real_test)}"
+        )
+    order = np.random.default_rng(seed).permutation(len(synthetic))
+    n_hold = max(1, int(round(holdout * len(synthetic))))
+    syn_train, syn_test = order[n_hold:], order[:n_hold]
+    f_syn = crop_features(synthetic, image_size, desc="card: synthetic crops")
+    f_real = crop_features(real, image_size, desc="card: real crops")
+    f_ctx = crop_features(real, image_size, grey_box=True, desc="card: context only")
+    real_index = {s.image_id: i for i, s in enumerate(real)}
+    tr_rows = np.array([real_index[s.image_id] for s in real_train], dtype=np.int64)
+    te_rows = np.array([real_index[s.image_id] for s in real_test], dtype=np.int64)
+
+    results = []
+    for level in LEVELS:
+        y_syn, y_real = _labels(synthetic, level), _labels(real, level)
+
+        def scored(probe: str, pred: np.ndarray, truth: np.ndarray, n_train: int) -> ProbeResult:
+            correct = pred == truth
+            lo, hi = bootstrap_interval(correct, seed=seed)
+            majority = float(np.bincount(truth).max() / len(truth) * 100)
+            return ProbeResult(probe, level, float(correct.mean() * 100), lo, hi, majority, n_train, len(truth))
+
+        def cross_validated(features: np.ndarray) -> np.ndarray:
+            pred = np.empty(len(real), dtype=np.int64)
+            for fold in _folds(len(real), folds, seed):
+                train = np.setdiff1d(np.arange(len(real)), fold)
+                pred[fold] = linear_probe(features[train], y_real[train], features[fold], seed)
+            return pred
+
+        results.append(scored("S->S", linear_probe(f_syn[syn_train], y_syn[syn_train], f_syn[syn_test], seed),
+                              y_syn[syn_test], len(syn_train)))
+        results.append(scored("T->T", cross_validated(f_real), y_real, len(real) * (folds - 1) // folds))
+        results.append(scored("S->T", linear_probe(f_syn, y_syn, f_real[te_rows], seed), y_real[te_rows], len(synthetic)))
+        both_x = np.concatenate([f_syn, f_real[tr_rows]])
+        both_y = np.concatenate([y_syn, y_real[tr_rows]])
+        results.append(scored("S+T->T", linear_probe(both_x, both_y, f_real[te_rows], seed), y_real[te_rows], len(both_y)))
+        results.append(scored("context", cross_validated(f_ctx), y_real, len(real) * (folds - 1) // folds))
+    return BenchmarkCard(tuple(results), image_size, CARD_BACKBONE)
+

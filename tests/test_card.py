@@ -1,0 +1,46 @@
+"""The benchmark card: its pieces on hand-made cases, the whole card on the tiny fixture."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from aims_lib.card import CONTEXT_GREY, PROBES, benchmark_card, grey_out_box, linear_probe
+from aims_lib.data import load_dataset
+from aims_lib.evaluate import bootstrap_interval
+
+
+def test_grey_out_box_fills_exactly_the_box():
+    image = Image.new("RGB", (10, 8), (255, 0, 0))
+    out = np.asarray(grey_out_box(image, np.array([2.0, 3.0, 4.0, 2.0])))
+    assert (out[3:6, 2:7] == CONTEXT_GREY).all()
+    assert (out[0, 0] == (255, 0, 0)).all() and (out[7, 9] == (255, 0, 0)).all() and (out[2, 2] == (255, 0, 0)).all()
+    assert (np.asarray(image)[4, 4] == (255, 0, 0)).all()  # the input is untouched
+
+
+def test_linear_probe_separates_separable_classes_and_handles_one_class():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(-3, 1, (30, 5)), rng.normal(3, 1, (30, 5))])
+    y = np.repeat([0, 1], 30)
+    assert (linear_probe(x, y, np.array([[-3.0] * 5, [3.0] * 5])) == [0, 1]).all()
+    assert (linear_probe(x[:30], y[:30], x[:4]) == 0).all()
+    rare = np.concatenate([y[:29], [1]])  # one member of class 1: no 3-fold selection, still fits
+    assert linear_probe(x[:30], rare, x[:2]).shape == (2,)
+
+
+def test_bootstrap_interval_brackets_the_mean_and_narrows_with_n():
+    small = np.array([1] * 7 + [0] * 3)
+    lo, hi = bootstrap_interval(small, seed=1)
+    assert lo < 70 < hi and 35 < lo and hi <= 100
+    lo_big, hi_big = bootstrap_interval(np.tile(small, 100), seed=1)
+    assert lo_big < 70 < hi_big and (hi_big - lo_big) < (hi - lo) / 5
+    assert bootstrap_interval(np.ones(5)) == (100.0, 100.0)
+    assert bootstrap_interval(small, seed=3) == bootstrap_interval(small, seed=3)
+    with pytest.raises(ValueError, match="non-empty 1-D"):
+        bootstrap_interval(np.array([]))
+
+
+def test_card_refuses_too_little_data(aims_tiny):
+    """The whole card runs in the smoke notebook test (tests/test_notebooks.py)."""
+    ds = load_dataset(aims_tiny)
+    with pytest.raises(ValueError, match="at least 10 synthetic images"):
+        benchmark_card(ds, image_size=32)
