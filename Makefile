@@ -11,7 +11,8 @@ PROFILE ?= quick
 SEED ?= 0
 DEVICE ?= auto
 PYTEST_ARGS ?=
-# Real data and weights (README: "Real data"): empty means the embedded benchmark, from scratch.
+# Real data and weights (README: "Real data"): empty means the embedded benchmark and the
+# packaged ImageNet weights of the profile's backbone (or a synthetic stand-in where there are none).
 DATA_DIR ?=
 SMIL ?=
 POSE2D_CHECKPOINT ?=

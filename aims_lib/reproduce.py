@@ -191,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=None, help="notebook name prefixes, e.g. 01 02")
     parser.add_argument("--table", type=Path, default=None, metavar="RESULTS_JSON",
                         help="print the results table of a results.json as markdown and exit")
-    real = parser.add_argument_group("real data and weights (default: the embedded benchmark, from scratch)")
+    real = parser.add_argument_group("real data and weights (default: the embedded benchmark and packaged weights)")
     real.add_argument("--data-dir", default="", help="an imported SyRIP/AIMS dataset directory (data/README.md)")
     real.add_argument("--smil-model", default="", help="SMIL model file (smil_web.pkl) instead of the procedural body")
     real.add_argument("--pose2d-checkpoint", default="", help="mmpose HRNet checkpoint to start the 2D keypoints from")
