@@ -19,7 +19,7 @@ class Profile:
     name: str
     n_synthetic: int  # synthetic-domain images (all training)
     n_real: int  # real-domain images (train / val / test)
-    render_size: int  # rendered image side, pixels
+    render_size: int  # rendered image side, pixels (quick: 224; at 160 the card's target ceiling lost 5-10 points)
     image_arch: str  # image-branch backbone (aims_lib.image_branch.backbones registry)
     image_size: int  # image-branch input side, pixels
     image_epochs: int
@@ -62,7 +62,7 @@ PROFILES: Final[dict[str, Profile]] = {
                 pretrain_epochs=1, pretrain_iters=2, image_freeze_stages=4,
                 pose2d_config="hrnet_w16s_96x96_fast.py", pose2d_epochs=1, pose2d_batch=16,
                 hipc_epochs=2),
-        Profile("quick", n_synthetic=1200, n_real=750, render_size=160,
+        Profile("quick", n_synthetic=1200, n_real=750, render_size=224,
                 image_arch="efficientnet_lite0", image_size=160, image_epochs=12, image_iters=25, image_batch=32,
                 pretrain_epochs=12, pretrain_iters=40, image_freeze_stages=7,
                 pose2d_config="hrnet_w16s_96x96_fast.py", pose2d_epochs=12, pose2d_batch=16,

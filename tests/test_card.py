@@ -9,11 +9,12 @@ from aims_lib.data import load_dataset
 from aims_lib.evaluate import bootstrap_interval
 
 
-def test_grey_out_box_fills_exactly_the_box():
-    image = Image.new("RGB", (10, 8), (255, 0, 0))
-    out = np.asarray(grey_out_box(image, np.array([2.0, 3.0, 4.0, 2.0])))
-    assert (out[3:6, 2:7] == CONTEXT_GREY).all()
-    assert (out[0, 0] == (255, 0, 0)).all() and (out[7, 9] == (255, 0, 0)).all() and (out[2, 2] == (255, 0, 0)).all()
+def test_grey_out_box_fills_the_square_around_the_box():
+    image = Image.new("RGB", (12, 10), (255, 0, 0))
+    out = np.asarray(grey_out_box(image, np.array([2.0, 4.0, 4.0, 2.0])))  # a 4 x 2 box -> a 4 x 4 square
+    assert (out[3:8, 2:7] == CONTEXT_GREY).all()  # rows 3-7: the square's side follows the longer side
+    assert (out[2, 4] == (255, 0, 0)).all() and (out[8, 4] == (255, 0, 0)).all() and (out[5, 1] == (255, 0, 0)).all()
+    assert (out[5, 7] == (255, 0, 0)).all()
     assert (np.asarray(image)[4, 4] == (255, 0, 0)).all()  # the input is untouched
 
 
@@ -44,3 +45,16 @@ def test_card_refuses_too_little_data(aims_tiny):
     ds = load_dataset(aims_tiny)
     with pytest.raises(ValueError, match="at least 10 synthetic images"):
         benchmark_card(ds, image_size=32)
+
+
+def test_validity_checks_on_a_hand_made_card():
+    from aims_lib.card import PROBES, BenchmarkCard, ProbeResult
+
+    acc = {"S->S": (85, 70), "T->T": (76, 55), "S->T": (55, 30), "S+T->T": (80, 60), "context": (40, 20)}
+    results = tuple(ProbeResult(p, lv, float(acc[p][i]), 0.0, 100.0, 33.0 if lv == "coarse" else 8.0, 10, 10)
+                    for p in PROBES for i, lv in enumerate(("coarse", "fine")))
+    rows = {r["check"]: r for r in BenchmarkCard(results, 224, "efficientnet_lite0").validity()}
+    assert rows["T->T minus S->T, coarse"]["value"] == 21.0 and rows["T->T minus S->T, coarse"]["passed"]
+    assert rows["context above majority, coarse"]["value"] == 7.0 and rows["context above majority, coarse"]["passed"]
+    assert rows["context above majority, fine"]["value"] == 12.0 and not rows["context above majority, fine"]["passed"]
+    assert all(r["passed"] for k, r in rows.items() if k != "context above majority, fine")

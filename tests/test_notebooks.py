@@ -47,6 +47,7 @@ def test_dataset_notebook_outputs(smoke_run):
         assert (reports / "figures" / f"{fig}.png").stat().st_size > 1000, fig
     probe = record["card"]["probes"]["S->T/coarse"]
     assert probe["ci_low"] <= probe["accuracy"] <= probe["ci_high"] and probe["n_test"] > 0
+    assert [r["check"] for r in record["card"]["validity"]][:2] == ["T->T coarse", "T->T fine"]
     assert (root / "data" / "annotations.json").is_file()
 
 

@@ -6,7 +6,7 @@ perspective-correct textured floor without adding geometry to the GL scene. Beyo
 ``floor_radius`` (the room's size) and above the horizon the backdrop shows. A contact shadow
 darkens the floor where the body is close to it. Clutter (toys, blankets: soft shaded ellipses
 in skin and clothing colours) lies on top of the background, behind the infant, so that it
-distracts without hiding keypoints. Everything is vectorised NumPy/OpenCV.
+distracts without hiding keypoints; it is placed beside the infant's projected box, not under it. Everything is vectorised NumPy/OpenCV.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import functools
 import cv2
 import numpy as np
 
-from aims_lib.camera import Camera
+from aims_lib.camera import Camera, project
 from aims_lib.synth.appearance import (
     BACKDROP_PHOTOS, CLOTH_COLOURS, CLUTTER_STREAM, FLOOR_PHOTOS, FLOOR_STREAM, SKIN_TONES, Appearance, Background,
 )
@@ -131,9 +131,20 @@ def _contact_shadow(vertices: np.ndarray, hits: np.ndarray) -> np.ndarray:
     return cv2.remap(grid, coords[..., 0], coords[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
 
-def add_clutter(image: np.ndarray, count: int, seed: int) -> np.ndarray:
+#: Attempts at placing one clutter object clear of the infant before it is left out.
+CLUTTER_TRIES = 12
+
+
+def add_clutter(
+    image: np.ndarray, count: int, seed: int, avoid: tuple[float, float, float, float] | None = None
+) -> np.ndarray:
     """``count`` soft ellipses (toys, blankets) in skin and clothing colours, shaded across their
-    length, blended over ``image`` (size, size, 3); returns a new array."""
+    length, blended over ``image`` (size, size, 3); returns a new array.
+
+    ``avoid`` is a box ``(x0, y0, x1, y1)`` in fractions of the image (the infant's): an object
+    whose extent would reach into it is moved elsewhere, so clutter stands beside the infant
+    rather than under its silhouette (where it would blur the figure into the ground); an object
+    that finds no free place in :data:`CLUTTER_TRIES` draws is left out."""
     if count <= 0:
         return image
     size = image.shape[0]
@@ -142,8 +153,13 @@ def add_clutter(image: np.ndarray, count: int, seed: int) -> np.ndarray:
     out = image.copy()
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) / size
     for _ in range(count):
-        centre = rng.uniform(0.0, 1.0, 2)
-        axes = rng.uniform(0.04, 0.22, 2)
+        for _ in range(CLUTTER_TRIES):
+            centre = rng.uniform(0.0, 1.0, 2)
+            axes = rng.uniform(0.04, 0.22, 2)
+            if avoid is None or not _reaches(centre, float(axes.max()), avoid):
+                break
+        else:
+            continue
         angle = rng.uniform(0.0, np.pi)
         c, s = np.cos(angle), np.sin(angle)
         u = ((xs - centre[0]) * c + (ys - centre[1]) * s) / axes[0]
@@ -156,12 +172,28 @@ def add_clutter(image: np.ndarray, count: int, seed: int) -> np.ndarray:
     return out
 
 
+def _reaches(centre: np.ndarray, radius: float, box: tuple[float, float, float, float]) -> bool:
+    """Whether a disc of ``radius`` around ``centre`` overlaps ``box`` (x0, y0, x1, y1)."""
+    nearest = np.clip(centre, box[:2], box[2:])
+    return bool(np.hypot(*(centre - nearest)) < radius)
+
+
+def infant_box(camera: Camera, size: int, vertices: np.ndarray) -> tuple[float, float, float, float]:
+    """The projected body's bounding box in fractions of the image."""
+    points = project(vertices, camera.K, camera.R, camera.T) / size
+    x0, y0 = points.min(axis=0)
+    x1, y1 = points.max(axis=0)
+    return float(x0), float(y0), float(x1), float(y1)
+
+
 def background_image(appearance: Appearance, camera: Camera, size: int, vertices: np.ndarray) -> np.ndarray:
-    """The full background (size, size, 3) float32 in 0..1: backdrop, floor, contact shadow and clutter."""
+    """The full background (size, size, 3) float32 in 0..1: backdrop, floor, contact shadow and
+    clutter (beside the infant, never under it)."""
     background = appearance.background
     image = backdrop_image(background, size)
+    avoid = infant_box(camera, size, vertices) if background.clutter else None
     if background.floor == "none":
-        return add_clutter(image, background.clutter, appearance.seed)
+        return add_clutter(image, background.clutter, appearance.seed, avoid)
     hits, on_floor = floor_points(camera, size)
     radius = np.linalg.norm(hits, axis=-1)
     inside = np.where(on_floor, 1.0 - np.clip((radius - background.floor_radius) / 0.3 + 0.5, 0.0, 1.0), 0.0)
@@ -178,4 +210,4 @@ def background_image(appearance: Appearance, camera: Camera, size: int, vertices
     if appearance.shadow > 0:
         floor *= (1.0 - appearance.shadow * _contact_shadow(vertices, hits))[..., None]
     weight = inside[..., None].astype(np.float32)
-    return add_clutter(image + weight * (floor - image), background.clutter, appearance.seed)
+    return add_clutter(image + weight * (floor - image), background.clutter, appearance.seed, avoid)

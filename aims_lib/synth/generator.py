@@ -43,7 +43,7 @@ CAMERA_FILL: Final[tuple[float, float]] = (0.6, 0.9)
 REAL_DOMAIN_NOTE: Final[str] = (
     "Embedded benchmark rendered by aims_lib.synth. Both domains are renders of a procedural "
     "infant body: 'synthetic' imitates the paper's SMIL renders, 'real' is a rendering proxy of "
-    "real photographs (photographic backgrounds, textures, lighting, sensor noise, blur, JPEG). "
+    "real photographs (photographic floors and out-of-focus backdrops, colour casts, directional lighting). "
     "No real infant appears in this data; numbers on it are not the paper's numbers."
 )
 
