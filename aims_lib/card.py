@@ -21,6 +21,7 @@ Each accuracy carries a 95 % percentile-bootstrap interval over its test images.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Final
@@ -133,14 +134,20 @@ def grey_out_box(image: Image.Image, bbox: np.ndarray) -> Image.Image:
     return out
 
 
+@functools.cache
+def _card_network() -> StagedBackbone:
+    """The card's instrument, built and loaded once per process."""
+    spec = get_backbone(CARD_BACKBONE)
+    return StagedBackbone(spec, spec.packaged_weights()).eval()
+
+
 @torch.no_grad()
 def crop_features(
     samples: Sequence[Sample], image_size: int, grey_box: bool = False, batch_size: int = 64, desc: str = "features"
 ) -> np.ndarray:
     """Frozen ImageNet Lite0 features (N, 1280) of the square crops around each infant."""
-    spec = get_backbone(CARD_BACKBONE)
-    net = StagedBackbone(spec, spec.packaged_weights()).eval()
-    transform = image_transform(image_size, train=False, normalization=spec.normalization)
+    net = _card_network()
+    transform = image_transform(image_size, train=False, normalization=net.spec.normalization)
     out = []
     for b in tqdm(range(0, len(samples), batch_size), desc=desc, unit="batch", leave=False):
         images = []

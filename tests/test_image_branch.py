@@ -173,7 +173,7 @@ def test_cached_frozen_stages_equal_the_whole_network_and_are_shared(aims_tiny, 
     assert caches[0].stat().st_mtime_ns == stamp  # read, not rebuilt
 
     model = ImageBranch("efficientnet_lite0", 4, freeze_stages=4)
-    model.load_state_dict(torch.load(tmp_path / "runs/a/checkpoints/best.pt", weights_only=False)["model"])
+    model.load_state_dict(torch.load(tmp_path / "runs/a/checkpoints/best.pt", weights_only=True)["model"])
     model.eval()
     ds = ImageDataset(load_dataset(aims_tiny), image_size=32, normalization=model.normalization)
     with torch.no_grad():

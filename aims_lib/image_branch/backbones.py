@@ -12,8 +12,7 @@ Adding a backbone is one entry in :data:`BACKBONES`::
         build=lambda: timm.create_model("mobilenetv3_large_100", pretrained=False),
         stages=(("conv_stem", "bn1"), *((f"blocks.{i}",) for i in range(7)), ("conv_head",)),
         normalization=IMAGENET_NORMALIZATION,
-        packaged_weights=None,           # or a function returning the path of a shipped file
-        weights_note="a local file",
+        packaged_weights=None,  # or a function returning the path of a file a pinned package ships
     )
 
 No weights are ever downloaded: they come from a file the user names or from a package of the
@@ -47,7 +46,7 @@ class BackboneSpec:
     stages: tuple[tuple[str, ...], ...]
     normalization: Normalization
     packaged_weights: Callable[[], Path] | None = None  # a file a pinned package ships
-    weights_note: str = "a local file"  # where pretrained weights come from, for logs and configs
+    weights_note: str = ""  # where the packaged weights come from, for logs and configs
     #: How a foreign state dict (the shipped file's own layout) maps onto the network's keys;
     #: ``None`` means the keys must already match.
     convert: Callable[[Mapping[str, Tensor], nn.Module, Path], dict[str, Tensor]] | None = None
@@ -115,7 +114,6 @@ BACKBONES: Final[dict[str, BackboneSpec]] = {
             build=_torchvision_resnet(arch),
             stages=(("conv1", "bn1", "relu", "maxpool"), ("layer1",), ("layer2",), ("layer3",), ("layer4",)),
             normalization=IMAGENET_NORMALIZATION,
-            weights_note="a local torchvision state dict (e.g. ImageNet)",
         )
         for arch in ("resnet18", "resnet34", "resnet50")
     },
@@ -166,7 +164,7 @@ def load_weights(spec: BackboneSpec, net: nn.Module, path: Path) -> None:
     if not (set(state) & set(own)) and spec.convert is not None:
         state = spec.convert(state, net, path)
     head = _classifier_keys(net)
-    missing, unexpected = net.load_state_dict({k: v for k, v in state.items() if k in own or k not in head}, strict=False)
+    missing, unexpected = net.load_state_dict(state, strict=False)
     missing = [k for k in missing if k not in head and not _skip(k)]
     unexpected = [k for k in unexpected if k not in head]
     if missing or unexpected:
@@ -211,21 +209,23 @@ class StagedBackbone(nn.Module):
             setattr(net, name, nn.Identity())  # the ImageNet classifier is not part of the backbone
         self.spec = spec
         self.net = net
-        self._stage_paths = spec.stages
+        # Resolved once; a plain list, so the modules are not registered twice in the state dict.
+        self._stages: list[tuple[nn.Module, ...]] = [tuple(net.get_submodule(p) for p in paths) for paths in spec.stages]
+        self.frozen_stages = 0
         with torch.no_grad():
             net.eval()
             self.feature_dim = int(self.forward_stages(torch.zeros(1, 3, 64, 64)).shape[1])
 
     @property
     def num_stages(self) -> int:
-        return len(self._stage_paths)
+        return len(self._stages)
 
-    def stage_modules(self, index: int) -> list[nn.Module]:
-        return [self.net.get_submodule(p) for p in self._stage_paths[index]]
+    def stage_modules(self, index: int) -> tuple[nn.Module, ...]:
+        return self._stages[index]
 
     def forward_stages(self, x: Tensor, start: int = 0, stop: int | None = None) -> Tensor:
         for i in range(start, self.num_stages if stop is None else stop):
-            for module in self.stage_modules(i):
+            for module in self._stages[i]:
                 x = module(x)
         return x
 
@@ -244,8 +244,6 @@ class StagedBackbone(nn.Module):
         for i in range(n_stages):
             for module in self.stage_modules(i):
                 module.requires_grad_(False)
-
-    frozen_stages: int = 0
 
     def train(self, mode: bool = True) -> StagedBackbone:
         super().train(mode)

@@ -6,8 +6,10 @@ much for the quick profile's ten-odd runs. Its early stages (stem and the first 
 hold most of the compute at high resolution and the most generic ImageNet filters, so the quick
 profile freezes them (weights and BatchNorm statistics) and fine-tunes the rest. A frozen prefix
 computes the same output in every run, so it is computed once per dataset and backbone start,
-stored on disk and shared by all runs (measured: 0.28 s per source-only step and 0.54 s per
-LMMD step instead of 0.99 / 2.4 s).
+stored on disk and shared by all runs. Measured per source-only / LMMD step at 128 px
+(``benchmarks/image_branch_benchmark.py``): 0.63 / 1.99 s for the whole network, 0.25 / 0.49 s
+with the first four stages frozen and cached, 0.02 / 0.04 s with seven (the quick profile's,
+at 160 px: 0.04 / 0.08 s).
 
 Augmentation under a cache is the horizontal flip alone (every AIMS label is left/right
 symmetric): each image is cached as it is and mirrored, and a training item takes one of the
