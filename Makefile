@@ -16,6 +16,7 @@ PYTEST_ARGS ?=
 DATA_DIR ?=
 SMIL ?=
 POSE2D_CHECKPOINT ?=
+POSE2D_CONFIG ?=
 PRETRAINED ?=
 
 .PHONY: venv test reproduce clean-venv
@@ -47,7 +48,8 @@ test: venv
 reproduce: venv
 	$(PY) -m aims_lib.reproduce --profile $(PROFILE) --seed $(SEED) --device $(DEVICE) \
 		$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(SMIL),--smil-model $(SMIL)) \
-		$(if $(POSE2D_CHECKPOINT),--pose2d-checkpoint $(POSE2D_CHECKPOINT)) $(if $(PRETRAINED),--pretrained $(PRETRAINED))
+		$(if $(POSE2D_CHECKPOINT),--pose2d-checkpoint $(POSE2D_CHECKPOINT)) $(if $(POSE2D_CONFIG),--pose2d-config $(POSE2D_CONFIG)) \
+		$(if $(PRETRAINED),--pretrained $(PRETRAINED))
 
 clean-venv:
 	rm -rf $(VENV)

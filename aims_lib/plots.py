@@ -359,18 +359,24 @@ def plot_skeleton_views(
 
 
 def plot_pose2d_history(history: Sequence[dict]) -> Figure:
-    """Training loss and validation COCO AP / PCK@0.05 per epoch of a keypoints2d run
-    (its ``metrics.json`` history: mmpose's ``coco/AP`` and ``PCK`` keys)."""
+    """The learning curve of a keypoints2d run (its ``metrics.json`` history: mmpose's
+    ``coco/AP`` and ``PCK`` keys): training loss and validation COCO AP / PCK@0.05 against the
+    cumulative training minutes, so the slope says what another minute buys."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.4))
-    train = [h for h in history if "loss" in h]
-    ax1.plot([h["epoch"] for h in train], [h["loss"] for h in train], marker="o", ms=3)
-    ax1.set(title="training loss (heatmap MSE)", xlabel="epoch")
+    epochs = [h for h in history if "seconds" in h]
+    minutes = dict(zip([h["epoch"] for h in epochs], np.cumsum([h["seconds"] for h in epochs]) / 60, strict=True))
+    train = [h for h in epochs if "loss" in h]
+    ax1.plot([minutes[h["epoch"]] for h in train], [h["loss"] for h in train], marker="o", ms=3)
+    ax1.set(title="training loss (heatmap MSE)", xlabel="training minutes")
     top = 0.0
     for key, label in (("coco/AP", "COCO AP"), ("PCK", "PCK@0.05")):
-        val = [h for h in history if key in h]
-        ax2.plot([h["epoch"] for h in val], [h[key] for h in val], marker="o", ms=3, label=label)
+        val = [h for h in history if key in h and h["epoch"] in minutes]
+        ax2.plot([minutes[h["epoch"]] for h in val], [h[key] for h in val], marker="o", ms=3, label=label)
+        for h in val[-1:]:
+            ax2.annotate(f"epoch {h['epoch']}", (minutes[h["epoch"]], h[key]), fontsize=7,
+                         textcoords="offset points", xytext=(-30, 6))
         top = max([top] + [h[key] for h in val])
-    ax2.set(title="real validation split", xlabel="epoch", ylim=(0, min(1.0, max(0.25, 1.15 * top))))
+    ax2.set(title="real validation split", xlabel="training minutes", ylim=(0, min(1.0, max(0.25, 1.15 * top))))
     ax2.legend(fontsize=8)
     fig.tight_layout()
     return fig

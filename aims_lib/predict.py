@@ -4,7 +4,8 @@ Pipeline per image (paper Fig. 2), batched over the images of a call:
 
 1. image branch (ResNet + LMMD, coarse level) on the square crop around the box -> coarse
    probabilities ``p(c)``;
-2. pose branch: HRNet 2D keypoints in the box -> one batched SMPLify fit for all images (the
+2. pose branch: 2D keypoints in the box (the manifest's registered estimator,
+   :mod:`aims_lib.pose_branch.estimator`) -> one batched SMPLify fit for all images (the
    default intrinsics of the image size: focal = longer side, centre principal point) ->
    normalised camera-frame 3D keypoints;
 3. HIPC on the 3D keypoints and ``p(c)`` -> fine logits ``z`` and the product of the two
@@ -34,6 +35,7 @@ notebook 04 writes ``<reports_dir>/runs/full_model/``); its paths are relative t
     {"format": "aims-predictor/1",
      "image_branch": "../image_coarse_synthetic+real_lmmd",   # run dir: config.json, checkpoints/best.pt
      "pose2d": "../pose2d", "pose2d_checkpoint": null,        # keypoints2d run dir (or config file + checkpoint)
+     "pose2d_estimator": "mmpose",                            # its entry in pose_branch.estimator.ESTIMATORS
      "hipc": "hipc_full.pt",                                  # hierarchical HIPC (aims_lib.hipc.save_hipc)
      "body_model": null, "pose_prior": null,                  # SMPL-format pickle / GMM .npz; null: the project's
      "smplify": {...SMPLifyConfig fields...}, "max_reprojection": 0.25}
@@ -60,12 +62,15 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
 from aims_lib import taxonomy
 from aims_lib.data.format import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from aims_lib.pose_branch.estimator import KeypointEstimator
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +165,7 @@ def write_manifest(
     pose2d: str | os.PathLike[str],
     hipc: str | os.PathLike[str],
     pose2d_checkpoint: str | os.PathLike[str] | None = None,
+    pose2d_estimator: str = "mmpose",
     body_model: str | os.PathLike[str] | None = None,
     pose_prior: str | os.PathLike[str] | None = None,
     smplify: Any | None = None,
@@ -195,6 +201,7 @@ def write_manifest(
         "image_branch": rel(image_branch),
         "pose2d": rel(pose2d),
         "pose2d_checkpoint": rel(pose2d_checkpoint),
+        "pose2d_estimator": pose2d_estimator,
         "hipc": rel(hipc),
         "body_model": rel(body_model),
         "pose_prior": rel(pose_prior),
@@ -214,7 +221,7 @@ class AIMSPosePredictor:
         self,
         image_branch: Any,
         image_size: int,
-        pose2d: Any,
+        pose2d: KeypointEstimator,
         hipc: Any,
         smplify: Any,
         max_reprojection: float,
@@ -237,7 +244,7 @@ class AIMSPosePredictor:
 
         from aims_lib.hipc import load_hipc
         from aims_lib.image_branch.model import ImageBranch
-        from aims_lib.pose_branch.keypoints2d import Pose2DEstimator
+        from aims_lib.pose_branch.estimator import DEFAULT_ESTIMATOR, load_estimator
         from aims_lib.pose_branch.smplify import SMPLify, SMPLifyConfig
 
         run_dir = Path(run_dir)
@@ -267,7 +274,8 @@ class AIMSPosePredictor:
         state = torch.load(image_dir / "checkpoints" / "best.pt", map_location="cpu", weights_only=False)
         image_branch.load_state_dict(state["model"])
 
-        pose2d = Pose2DEstimator.load(resolve("pose2d"), checkpoint=resolve("pose2d_checkpoint"), device=device)
+        pose2d = load_estimator(resolve("pose2d"), resolve("pose2d_checkpoint"), device,
+                                manifest.get("pose2d_estimator", DEFAULT_ESTIMATOR))
         hipc_path = resolve("hipc")
         if hipc_path is None:
             raise ValueError(f"{path}: hipc is required")

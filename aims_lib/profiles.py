@@ -30,15 +30,14 @@ class Profile:
     #: from scratch).
     pretrain_epochs: int
     pretrain_iters: int
-    #: Pose branch: HRNet config (under configs/pose2d), epochs and batch. Chosen for quick by
-    #: measurement on a quick-size set (1200 synthetic + 750 real at 160 px), real test split,
-    #: PCK@0.05 / PCK@0.1 (AP <= 0.013 throughout): hrnet_w16s_96x96.py 8 epochs 0.091 / 0.275;
-    #: with lr 2e-3 and DARK decoding 0.075 / 0.268; batch 8 0.070 / 0.225; at 64x64, 18 epochs
-    #: 0.100 / 0.352; flip-only augmentation 0.109 / 0.316; bfloat16 on this CPU 0.081 / 0.257
-    #: in 2.4x less time. hrnet_w16s_96x96_fast.py (flip-only + bfloat16) 12 epochs: 0.143 /
-    #: 0.429, AP 0.013; notebook 03 then took 389 s on one loaded thread (HRNet 209 s, both
-    #: SMPLify lifts of 1950 images 164 s), so about 5-6 minutes on 2 idle cores.
-    pose2d_config: str  # mmpose config file under configs/pose2d (HRNet, pose branch)
+    #: Pose branch: 2D keypoint config (under configs/pose2d), epochs and batch. Quick, measured
+    #: on the quick data (real test split, AP / PCK@0.05 / PCK@0.1, training seconds on 2 CPU
+    #: threads): the HRNet-W16-small of hrnet_w16s_96x96_fast.py, from scratch, 12 epochs: AP
+    #: 0.013 at PCK@0.05 0.14 / PCK@0.1 0.43 on the 160-px data of then; lite0_160x160.py
+    #: (ImageNet EfficientNet-Lite0, fine-tuned) with 2 frozen stages, 10 epochs: 0.602 / 0.769 /
+    #: 0.936 (490 s); 3 frozen stages, 6 epochs: 0.467 / 0.666 / 0.881 (250 s); 3 frozen, 8
+    #: epochs (chosen, about 5.5 minutes): see the README and notebook 03's learning curve.
+    pose2d_config: str  # mmpose config file under configs/pose2d (pose branch)
     pose2d_epochs: int
     pose2d_batch: int
     hipc_epochs: int = 60  # HIPC and pose-branch classifier (the reference's 60; lr step at half)
@@ -60,12 +59,12 @@ PROFILES: Final[dict[str, Profile]] = {
         Profile("smoke", n_synthetic=48, n_real=48, render_size=96,
                 image_arch="efficientnet_lite0", image_size=64, image_epochs=1, image_iters=2, image_batch=8,
                 pretrain_epochs=1, pretrain_iters=2, image_freeze_stages=4,
-                pose2d_config="hrnet_w16s_96x96_fast.py", pose2d_epochs=1, pose2d_batch=16,
+                pose2d_config="lite0_160x160.py", pose2d_epochs=1, pose2d_batch=16,
                 hipc_epochs=2),
         Profile("quick", n_synthetic=1200, n_real=750, render_size=224,
                 image_arch="efficientnet_lite0", image_size=160, image_epochs=12, image_iters=25, image_batch=32,
                 pretrain_epochs=12, pretrain_iters=40, image_freeze_stages=7,
-                pose2d_config="hrnet_w16s_96x96_fast.py", pose2d_epochs=12, pose2d_batch=16,
+                pose2d_config="lite0_160x160.py", pose2d_epochs=8, pose2d_batch=32,
                 hipc_epochs=30),
         Profile("paper", n_synthetic=4000, n_real=750, render_size=256,
                 image_arch="resnet50", image_size=224, image_epochs=20, image_iters=500, image_batch=32,

@@ -29,7 +29,9 @@ PROFILES = ("smoke", "quick", "paper")
 RESULT_KEYS: dict[str, Any] = {
     "table2": {"coarse": ("image", "image_lmmd", "pose"), "fine": ("image", "image_lmmd", "pose", "full")},
     "table3": {"synthetic": ("image", "image_lmmd"), "synthetic+real": ("image", "image_lmmd")},
-    "smplify": ("fits_per_second", "pa_mpjpe_gt2d"),
+    "smplify": ("fits_per_second", "pa_mpjpe_gt2d", "pa_mpjpe_estimated2d"),
+    #: 2D keypoints on the real test split: COCO OKS AP, PCK at 0.05 and 0.1 of the box's longer side
+    "pose2d": ("ap", "pck05", "pck10", "config"),
 }
 
 
@@ -118,6 +120,7 @@ def collect_results(out_dir: Path, parameters: dict[str, Any], walls: dict[str, 
     table3 = {src: {k: image.get("table3", {}).get(src, {}).get(k) for k in keys}
               for src, keys in RESULT_KEYS["table3"].items()}
     smplify = {k: pose.get("smplify", {}).get(k) for k in RESULT_KEYS["smplify"]}
+    pose2d = {k: pose.get("pose2d", {}).get(k) for k in RESULT_KEYS["pose2d"]}
     backbone = image.get("image_backbone", {})
     device = next((r["device"] for r in (full, pose, image) if r.get("device")), parameters.get("device"))
     return {
@@ -128,6 +131,7 @@ def collect_results(out_dir: Path, parameters: dict[str, Any], walls: dict[str, 
         "table2": table2,
         "table3": table3,
         "smplify": smplify,
+        "pose2d": pose2d,
         "image_backbone": {"name": backbone.get("name"), "weights": backbone.get("weights")},
         "card": dataset.get("card"),
         "wall_seconds": walls,
@@ -151,7 +155,8 @@ def results_markdown(results: dict[str, Any]) -> str:
 
 def check_results(results: dict[str, Any]) -> None:
     """Raise ``ValueError`` naming the first key of ``results`` that breaks the documented shape."""
-    for key in ("profile", "seed", "device", "data", "table2", "table3", "smplify", "image_backbone", "wall_seconds"):
+    for key in ("profile", "seed", "device", "data", "table2", "table3", "smplify", "pose2d", "image_backbone",
+                "wall_seconds"):
         if key not in results:
             raise ValueError(f"results: missing key {key!r}")
     if results["data"] not in ("embedded", "real"):
@@ -162,9 +167,14 @@ def check_results(results: dict[str, Any]) -> None:
                 value = results[table].get(group, {}).get(k, "missing")
                 if value is not None and not (isinstance(value, (int, float)) and 0.0 <= value <= 100.0):
                     raise ValueError(f"results: {table}.{group}.{k} must be a percentage or null, got {value!r}")
-    for k in RESULT_KEYS["smplify"]:
-        if k not in results["smplify"]:
-            raise ValueError(f"results: missing smplify.{k}")
+    for block in ("smplify", "pose2d"):
+        for k in RESULT_KEYS[block]:
+            if k not in results[block]:
+                raise ValueError(f"results: missing {block}.{k}")
+    for k in ("ap", "pck05", "pck10"):
+        value = results["pose2d"][k]
+        if value is not None and not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+            raise ValueError(f"results: pose2d.{k} must be a fraction in [0, 1] or null, got {value!r}")
     for k in ("name", "weights"):
         if k not in results["image_backbone"]:
             raise ValueError(f"results: missing image_backbone.{k}")
@@ -194,7 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     real = parser.add_argument_group("real data and weights (default: the embedded benchmark and packaged weights)")
     real.add_argument("--data-dir", default="", help="an imported SyRIP/AIMS dataset directory (data/README.md)")
     real.add_argument("--smil-model", default="", help="SMIL model file (smil_web.pkl) instead of the procedural body")
-    real.add_argument("--pose2d-checkpoint", default="", help="mmpose HRNet checkpoint to start the 2D keypoints from")
+    real.add_argument("--pose2d-checkpoint", default="", help="mmpose checkpoint to start the 2D keypoints from")
+    real.add_argument("--pose2d-config", default="",
+                      help="config under configs/pose2d (or a path) that the checkpoint fits, e.g. hrnet_w32_256x192.py "
+                           "(default: the profile's)")
     real.add_argument("--pretrained", default="",
                       help="weights file of the profile's image-branch backbone (e.g. torchvision's ImageNet ResNet-50 for PROFILE=paper)")
     args = parser.parse_args(argv)
@@ -218,6 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               "reports_dir": str(out_dir)}
     params |= {k: str(Path(v).resolve()) for k in ("data_dir", "smil_model", "pose2d_checkpoint", "pretrained")
                if (v := getattr(args, k))}
+    if args.pose2d_config:
+        params["pose2d_config"] = args.pose2d_config
     try:
         results = reproduce(params, out_dir, selection)
     except NotebookFailed as exc:

@@ -1,27 +1,31 @@
-"""Pose-branch speeds: SMPLify fits per second at batch 1 against one batch of the whole test
-split, and HRNet inference images per second (batch 1 against batched).
+"""Pose-branch figures: SMPLify fits per second at batch 1 against one batch of the whole test
+split, and the 2D estimators' speeds and accuracies side by side.
 
 * SMPLify: the 198-image real test split of a dataset (``--data``: annotated 2D keypoints, the
   images' intrinsics, through :func:`aims_lib.pose_branch.lifting.lift_dataset`), or without
   ``--data`` a split of sampler poses seen by random cameras
   (``benchmarks/smplify_benchmark.py``'s, which also reports accuracy against noise). Also
   prints PA-MPJPE and MPJPE of the batched fit, so a speed is never bought with a wrong fit.
-* HRNet: the CPU config of the quick and smoke profiles (or a trained run, ``--run``) on the
-  dataset's real test images with their boxes (random 160-px images without ``--data``), one
-  image per call and ``--batch`` per call, with flip test as configured; then the paper config
-  (HRNet-W32, 256x192) on ``--paper-images`` images (random weights: the speed does not depend
-  on them; 0 skips it).
+* 2D estimators: each trained keypoints2d run of ``--runs`` (e.g. the quick profile's
+  ``reports/quick/runs/pose2d`` and an HRNet-W16 run of the same data) with its training figures
+  from ``metrics.json`` (epochs, training seconds and images/s, real test AP and PCK@0.05 / 0.1),
+  or without runs the quick config (ImageNet Lite0) and the HRNet-W16 CPU config; for each, the
+  inference images/s on the dataset's real test images with their boxes (random 160-px images
+  without ``--data``), one image per call and ``--batch`` per call, with flip test as
+  configured; then the paper config (HRNet-W32, 256x192) on ``--paper-images`` images (random
+  weights: the speed does not depend on them; 0 skips it).
 
 Measured figures only, no assertions; the load average is printed because other processes on
 the cores change the figures a lot.
 
 Run: ``.venv/bin/python benchmarks/pose_branch_benchmark.py [--data data/embedded/quick-seed0]
-[--device cpu] [--threads 2]``
+[--runs reports/quick/runs/pose2d runs/hrnet_w16] [--device cpu] [--threads 2]``
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -34,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from aims_lib.data import load_dataset  # noqa: E402
 from aims_lib.data.torch_datasets import read_image  # noqa: E402
-from aims_lib.pose_branch.keypoints2d import CPU_CONFIG, PAPER_CONFIG, Pose2DEstimator  # noqa: E402
+from aims_lib.pose_branch.estimator import load_estimator  # noqa: E402
+from aims_lib.pose_branch.keypoints2d import CONFIG_DIR, CPU_CONFIG, METRICS_FILE, PAPER_CONFIG  # noqa: E402
 from aims_lib.pose_branch.lifting import evaluate_lifting, ground_truth_2d, intrinsics  # noqa: E402
 from aims_lib.pose_branch.metrics import mpjpe, pa_mpjpe  # noqa: E402
 from aims_lib.pose_branch.smplify import SMPLify, SMPLifyConfig  # noqa: E402
@@ -83,20 +88,31 @@ def smplify_speed(args: argparse.Namespace) -> None:
               f"MPJPE {np.nanmean(mpjpe(out['keypoints_3d'], split.truth)):.4f}, failed {int(out['failed'].sum())}")
 
 
-def hrnet_speed(args: argparse.Namespace) -> None:
+def training_figures(run: Path) -> str:
+    """A trained run's figures from its ``metrics.json``."""
+    metrics = json.loads((run / METRICS_FILE).read_text())
+    train = [h for h in metrics["history"] if "train_images_per_s" in h]
+    seconds = sum(h["seconds"] for h in train)
+    test = metrics["test"]
+    return (f"{len(train)} epochs in {seconds:.0f} s, training {np.mean([h['train_images_per_s'] for h in train]):.1f} "
+            f"images/s; real test AP {test['AP']:.3f}, PCK@0.05 {test['PCK@0.05']:.3f}, PCK@0.1 {test['PCK@0.1']:.3f}")
+
+
+def estimator_figures(args: argparse.Namespace) -> None:
     if args.data:
-        samples = load_dataset(args.data).select("test", "real")[: args.hrnet_images]
+        samples = load_dataset(args.data).select("test", "real")[: args.estimator_images]
         images = [np.asarray(read_image(s)) for s in samples]
         boxes = np.stack([s.bbox for s in samples])
     else:
         rng = np.random.default_rng(args.seed)
-        images = [rng.integers(0, 256, (160, 160, 3), dtype=np.uint8) for _ in range(args.hrnet_images)]
+        images = [rng.integers(0, 256, (160, 160, 3), dtype=np.uint8) for _ in range(args.estimator_images)]
         boxes = np.tile([20.0, 30.0, 120.0, 90.0], (len(images), 1))
-    runs = [("CPU config", args.run or CPU_CONFIG, len(images))]
+    sources = [Path(r) for r in args.runs] or [CONFIG_DIR / "lite0_160x160.py", CPU_CONFIG]
+    runs = [(source, len(images)) for source in sources]
     if args.paper_images:
-        runs.append(("paper config", PAPER_CONFIG, min(args.paper_images, len(images))))
-    for name, source, n in runs:
-        est = Pose2DEstimator.load(source, device=args.device)
+        runs.append((PAPER_CONFIG, min(args.paper_images, len(images))))
+    for source, n in runs:
+        est = load_estimator(source, device=args.device)
         est.predict(images[:2], boxes[:2], batch_size=2)  # warm-up
         rates = {}
         for batch in (1, args.batch):
@@ -105,33 +121,37 @@ def hrnet_speed(args: argparse.Namespace) -> None:
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
             rates[batch] = n / (time.perf_counter() - start)
-        flip = est.model.cfg.model.test_cfg.get("flip_test", False)
-        print(f"HRNet {name} ({Path(str(source)).name}) on {args.device}, {n} images, flip test {flip}: "
-              f"batch 1 {rates[1]:.1f} images/s, batch {args.batch} {rates[args.batch]:.1f} images/s")
+        cfg = est.model.cfg
+        name = Path(cfg.filename).name if source.is_dir() else source.name
+        flip = cfg.model.test_cfg.get("flip_test", False)
+        print(f"{name}{f' (run {source})' if source.is_dir() else ''} on {args.device}, {n} images, flip test {flip}: "
+              f"inference batch 1 {rates[1]:.1f} images/s, batch {args.batch} {rates[args.batch]:.1f} images/s")
+        if source.is_dir():
+            print(f"  {training_figures(source)}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="", help="a dataset directory; '' uses generated poses and random images")
-    parser.add_argument("--run", default="", help="a trained keypoints2d run directory instead of the CPU config")
+    parser.add_argument("--runs", nargs="*", default=[], help="trained keypoints2d run directories (default: the configs)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads for HRNet on the CPU")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads for the 2D estimators on the CPU")
     parser.add_argument("--smplify-threads", type=int, default=1, help="torch threads of a CPU fit")
     parser.add_argument("--images", type=int, default=198, help="split size without --data")
     parser.add_argument("--single", type=int, default=10, help="images fitted one at a time")
-    parser.add_argument("--hrnet-images", type=int, default=128)
-    parser.add_argument("--batch", type=int, default=32, help="HRNet inference batch")
+    parser.add_argument("--estimator-images", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=32, help="2D inference batch")
     parser.add_argument("--paper-images", type=int, default=8, help="images for the paper config (0: skip)")
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--skip-smplify", action="store_true")
-    parser.add_argument("--skip-hrnet", action="store_true")
+    parser.add_argument("--skip-estimators", action="store_true")
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     if not args.skip_smplify:
         smplify_speed(args)
-    if not args.skip_hrnet:
+    if not args.skip_estimators:
         torch.set_num_threads(args.threads)
-        hrnet_speed(args)
+        estimator_figures(args)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 

@@ -128,6 +128,37 @@ def test_evaluation_of_perfect_and_shifted_predictions(aims_tiny: Path) -> None:
     assert k2d.evaluate_keypoints_2d(ds, samples, shifted, ones)["AP"] < perfect["AP"]
 
 
+def test_pck_per_keypoint_finds_the_wrong_joint(aims_tiny: Path) -> None:
+    samples = load_dataset(aims_tiny).samples
+    gt = np.stack([s.keypoints_2d for s in samples]).astype(np.float64)
+    size = np.array([max(s.bbox[2], s.bbox[3]) for s in samples])
+    moved = gt.copy()
+    moved[:, 9] += np.array([0.0, 0.2]) * size[:, None]  # the left wrist, far off in every image
+    moved[0, 3] += 0.2 * size[0]  # the left ear, off in the first image only
+    per = k2d.pck_per_keypoint(samples, moved)
+    labelled = np.stack([s.visibility > 0 for s in samples])
+    expected = np.ones(K)
+    expected[9] = 0.0
+    expected[3] = (labelled[1:, 3].sum()) / labelled[:, 3].sum() if labelled[0, 3] else 1.0
+    np.testing.assert_allclose(per, expected)
+    assert k2d.pck(samples, moved) == pytest.approx((labelled.sum() - labelled[:, 9].sum() - labelled[0, 3]) / labelled.sum())
+
+
+def test_learning_curve_in_minutes_and_gains() -> None:
+    history = [
+        {"epoch": 1, "loss": 0.01, "seconds": 30.0, "coco/AP": 0.1, "PCK": 0.30},
+        {"epoch": 2, "loss": 0.008, "seconds": 60.0, "coco/AP": 0.2, "PCK": 0.40},
+        {"epoch": 3, "loss": 0.007, "seconds": 30.0},  # its validation record lost: its time still counts
+        {"epoch": 4, "loss": 0.006, "seconds": 30.0, "coco/AP": 0.3, "PCK": 0.50},
+    ]
+    curve = k2d.learning_curve(history)
+    assert [r["epoch"] for r in curve] == [1, 2, 4]
+    assert [r["train minutes"] for r in curve] == [0.5, 1.5, 2.5]
+    assert np.isnan(curve[0]["PCK points per minute"])
+    assert [r["PCK points per minute"] for r in curve[1:]] == pytest.approx([10.0, 10.0])
+    assert curve[1]["val AP"] == 0.2
+
+
 def test_schedule_rescaled_to_run_length() -> None:
     schedule = [
         dict(type="LinearLR", begin=0, end=500, start_factor=0.001, by_epoch=False),

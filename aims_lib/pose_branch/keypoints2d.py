@@ -1,7 +1,11 @@
-"""2D keypoints of the pose branch: a top-down heatmap estimator (HRNet) through mmpose.
+"""2D keypoints of the pose branch: top-down heatmap estimators through mmpose.
 
 The paper detects the 17 COCO keypoints with HRNet and takes the argmax of each heatmap; SMPLify
-then fits the body model to them. Here:
+then fits the body model to them. Any mmpose top-down config under ``configs/pose2d`` works here:
+the paper profile's HRNet-W32, and the CPU profiles' EfficientNet-Lite0 that starts from the
+ImageNet weights of a pinned package (``lite0_160x160.py``, its backbone registered in mmpose by
+:mod:`aims_lib.pose_branch.mmpose_backbone`). :class:`Pose2DEstimator` is the ``mmpose`` entry of
+the estimator registry (:mod:`aims_lib.pose_branch.estimator`). Here:
 
 * :func:`train_keypoints_2d` trains an mmpose config (``configs/pose2d``) with mmengine's Runner
   on per-split COCO files written from our dataset (train = synthetic train + real train,
@@ -13,7 +17,8 @@ then fits the body model to them. Here:
   image pixels, ``scores`` (N, 17)) for every image of every split, which SMPLify reads.
 * :class:`Pose2DEstimator` / :func:`estimate_keypoints_2d` run a trained model (or a user's local
   checkpoint, e.g. an official COCO HRNet-W32) on batches of images with one box each.
-* :func:`evaluate_keypoints_2d`: COCO OKS AP (xtcocotools) and PCK@0.05.
+* :func:`evaluate_keypoints_2d`: COCO OKS AP (xtcocotools) and PCK@0.05 / 0.1;
+  :func:`pck_per_keypoint` and :func:`learning_curve` say what limits a run.
 
 Decoding is mmpose's MSRA heatmap decoder: the argmax of each heatmap, moved a quarter heatmap
 pixel towards the higher neighbour (the usual sub-pixel refinement), mapped from heatmap to crop
@@ -26,8 +31,8 @@ its epochs as an uninterrupted one would (mmengine's sampler seeds by epoch), bu
 augmentation draws restart from the seed, so it ends close to, not bit-identical with, an
 uninterrupted run. Training runs where mmengine puts it: the GPU when there is one.
 
-Assumptions of ours (the paper is silent): the estimator trains from scratch unless a checkpoint
-is given (no ImageNet weights can be downloaded here); PCK@0.05 counts a labelled keypoint as
+Assumptions of ours (the paper is silent): HRNet trains from scratch unless a checkpoint is given
+(no ImageNet weights can be downloaded here; the Lite0 config has them from a package); PCK@0.05 counts a labelled keypoint as
 correct within 0.05 x max(box width, box height) of the annotation, mmpose's ``bbox`` normaliser;
 an image's detection score for AP is the mean of its keypoint scores above 0.2, as mmpose's
 CocoMetric rescoring.
@@ -72,6 +77,7 @@ import numpy as np
 
 from aims_lib import taxonomy
 from aims_lib.data.format import AimsDataset, Sample, atomic_write_bytes, load_dataset, person_category
+from aims_lib.pose_branch.estimator import PREDICTIONS_FILE, save_predictions
 from aims_lib.pose_branch.mmcv_shim import import_mmpose
 
 if TYPE_CHECKING:
@@ -83,7 +89,6 @@ log = logging.getLogger(__name__)
 CONFIG_DIR: Final[Path] = Path(__file__).resolve().parents[2] / "configs" / "pose2d"
 PAPER_CONFIG: Final[Path] = CONFIG_DIR / "hrnet_w32_256x192.py"
 CPU_CONFIG: Final[Path] = CONFIG_DIR / "hrnet_w16s_96x96.py"
-PREDICTIONS_FILE: Final[str] = "keypoints2d.npz"
 METRICS_FILE: Final[str] = "metrics.json"
 RUN_CONFIG_FILE: Final[str] = "config.py"
 HISTORY_FILE: Final[str] = "history.jsonl"
@@ -346,13 +351,42 @@ def estimate_keypoints_2d(
 # ----------------------------------------------------------------------------- evaluation
 
 
-def pck(samples: Sequence[Sample], keypoints: np.ndarray, threshold: float = PCK_THRESHOLD) -> float:
-    """Share of labelled keypoints within ``threshold * max(box w, box h)`` of the annotation."""
+def _hits(samples: Sequence[Sample], keypoints: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 17) correct within ``threshold * max(box w, box h)``, and (N, 17) labelled."""
     gt = np.stack([s.keypoints_2d for s in samples])
     labelled = np.stack([s.visibility > 0 for s in samples])
     size = np.array([max(s.bbox[2], s.bbox[3]) for s in samples])
-    hit = np.linalg.norm(keypoints - gt, axis=2) <= threshold * size[:, None]
+    return np.linalg.norm(keypoints - gt, axis=2) <= threshold * size[:, None], labelled
+
+
+def pck(samples: Sequence[Sample], keypoints: np.ndarray, threshold: float = PCK_THRESHOLD) -> float:
+    """Share of labelled keypoints within ``threshold * max(box w, box h)`` of the annotation."""
+    hit, labelled = _hits(samples, keypoints, threshold)
     return float(hit[labelled].mean()) if labelled.any() else float("nan")
+
+
+def pck_per_keypoint(samples: Sequence[Sample], keypoints: np.ndarray, threshold: float = PCK_THRESHOLD) -> np.ndarray:
+    """PCK of each of the 17 keypoints (NaN where none is labelled): which joints limit a model."""
+    hit, labelled = _hits(samples, keypoints, threshold)
+    counts = labelled.sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, (hit & labelled).sum(0) / counts, np.nan)
+
+
+def learning_curve(history: Sequence[dict[str, Any]]) -> list[dict[str, float]]:
+    """Per epoch of a run's history: cumulative training minutes, validation AP and PCK@0.05, and
+    what the epoch's minute bought (PCK points per training minute): when to stop paying."""
+    rows: list[dict[str, float]] = []
+    minutes, previous = 0.0, None  # previous point: (minutes, PCK)
+    for h in history:
+        minutes += h.get("seconds", 0.0) / 60
+        if "PCK" not in h:
+            continue
+        gain = float("nan") if previous is None else 100 * (h["PCK"] - previous[1]) / (minutes - previous[0])
+        rows.append({"epoch": h["epoch"], "train minutes": minutes, "val AP": h.get("coco/AP", float("nan")),
+                     "val PCK@0.05": h["PCK"], "PCK points per minute": gain})
+        previous = (minutes, h["PCK"])
+    return rows
 
 
 def coco_ap(ds: AimsDataset, samples: Sequence[Sample], keypoints: np.ndarray, scores: np.ndarray) -> dict[str, float]:
@@ -627,9 +661,7 @@ def finalize_run(ds: AimsDataset, run_dir: Path, cfg: Pose2DTrainConfig, resumed
     keypoints, scores = estimator.predict([s.path for s in samples], np.stack([s.bbox for s in samples]),
                                           cfg.predict_batch_size)
     seconds = time.perf_counter() - t0
-    buf = io.BytesIO()
-    np.savez_compressed(buf, image_id=np.array([s.image_id for s in samples]), keypoints=keypoints, scores=scores)
-    atomic_write_bytes(run_dir / PREDICTIONS_FILE, buf.getvalue())
+    save_predictions(run_dir / PREDICTIONS_FILE, [s.image_id for s in samples], keypoints, scores)
 
     groups: dict[str, dict[str, float]] = {}
     for domain in ("synthetic", "real"):

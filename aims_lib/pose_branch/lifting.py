@@ -7,11 +7,11 @@ camera-frame 3D keypoints (paper Sec. 4.2, the input of HIPC).
   :class:`Pose3DSet`: per image the COCO-17 3D keypoints in the camera frame, pelvis-centred and
   divided by the nose-to-pelvis distance (NaN where the fit failed), the failure flag, the
   reprojection error and the fit's diagnostics. A set is saved as one ``.npz`` (notebook 03
-  writes ``runs/pose3d_gt.npz`` and ``runs/pose3d_hrnet.npz``; notebook 04 and the predictor
+  writes ``runs/pose3d_gt.npz`` and ``runs/pose3d_estimated.npz``; notebook 04 and the predictor
   read them) and looked up by image id.
 * :func:`ground_truth_2d` (annotated keypoints, weight 1 where labelled) and
-  :func:`keypoints_2d_of_run` (a keypoints2d run's ``keypoints2d.npz``) give the 2D inputs in
-  the samples' order.
+  :func:`aims_lib.pose_branch.estimator.load_predictions` (a 2D estimator's predictions of a
+  dataset) give the 2D inputs in the samples' order.
 * :func:`ground_truth_3d_camera` and :func:`evaluate_lifting`: the dataset's 3D keypoints live
   in the world frame (``data/README.md``); normalisation commutes with rotation, so
   ``R @ X_world_norm`` (the annotation's R) is the ground truth in SMPLify's camera frame.
@@ -41,7 +41,7 @@ from aims_lib.data.format import AimsDataset, Sample, atomic_write_bytes
 from aims_lib.pose_branch.metrics import mpjpe, pa_mpjpe, world_to_camera_frame
 from aims_lib.pose_branch.smplify import SMPLify, SMPLifyConfig, default_intrinsics, project_camera
 
-SOURCES: Final[tuple[str, ...]] = ("gt", "hrnet")
+SOURCES: Final[tuple[str, ...]] = ("gt", "estimated")
 #: A fit whose mean reprojection error exceeds this fraction of the person's box size diverged.
 MAX_REPROJECTION: Final[float] = 0.25
 
@@ -141,25 +141,6 @@ def ground_truth_2d(samples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray]:
     return keypoints, weight
 
 
-def keypoints_2d_of_run(source: str | Path, samples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted keypoints (N, 17, 2) and scores (N, 17) of ``samples``, in their order, from a
-    keypoints2d run directory (its ``keypoints2d.npz``) or such a file."""
-    from aims_lib.pose_branch.keypoints2d import PREDICTIONS_FILE
-
-    path = Path(source)
-    path = path / PREDICTIONS_FILE if path.is_dir() else path
-    if not path.is_file():
-        raise FileNotFoundError(f"2D keypoint predictions not found: {path} (train_keypoints_2d writes them)")
-    with np.load(path) as z:
-        ids, keypoints, scores = z["image_id"], z["keypoints"], z["scores"]
-    row = {int(i): r for r, i in enumerate(ids)}
-    missing = [s.image_id for s in samples if s.image_id not in row]
-    if missing:
-        raise KeyError(f"{path} has no prediction for {len(missing)} image id(s): {missing[:10]}")
-    rows = [row[s.image_id] for s in samples]
-    return keypoints[rows].astype(np.float64), scores[rows].astype(np.float64)
-
-
 def intrinsics(samples: Sequence[Sample]) -> np.ndarray:
     """(N, 3, 3): each sample's camera K, else :func:`default_intrinsics` of its image size."""
     return np.stack([
@@ -189,14 +170,14 @@ def lift_dataset(
     *,
     device: str = "cpu",
     config: SMPLifyConfig = SMPLifyConfig(),
-    source: str = "hrnet",
+    source: str = "estimated",
     model: Any | None = None,
     smplify: SMPLify | None = None,
     max_reprojection: float = MAX_REPROJECTION,
 ) -> Pose3DSet:
     """Fit SMPLify to all ``samples`` in one batch and return their normalised 3D keypoints.
 
-    ``keypoints_2d`` (N, 17, 2) pixels and ``confidence`` (N, 17) in the samples' order (HRNet
+    ``keypoints_2d`` (N, 17, 2) pixels and ``confidence`` (N, 17) in the samples' order (the estimator's
     scores, or :func:`ground_truth_2d`'s weights); ``model``: a body model (SMIL), default the
     procedural infant; ``smplify``: a ready fitter (its model, prior, config and device win).
     ``ds`` is only checked to hold the samples (None skips the check). Fits with a mean
