@@ -37,23 +37,23 @@ correct within 0.05 x max(box width, box height) of the annotation, mmpose's ``b
 an image's detection score for AP is the mean of its keypoint scores above 0.2, as mmpose's
 CocoMetric rescoring.
 
-Measured on the project's machine kind (2 cores, no GPU; other jobs shared it, so these are
-lower bounds), training through the Runner with its data pipeline, batch 16 (W32: 32):
+Measured on the project's machine kind (2 cores, no GPU), training through the Runner with its
+data pipeline, on the quick data (1200 synthetic + 477 real training images at 224 px):
 
-* ``hrnet_w16s_96x96.py`` (the CPU network, 1.3 M parameters; the quick and smoke profiles use
-  ``hrnet_w16s_96x96_fast.py``, the same network with bfloat16 and flip-only augmentation):
-  training 72-74 img/s with 2 threads, 40-47 img/s with 1; inference with flip test 104-149
-  img/s (2 threads), batched here, against 37-39 img/s through ``inference_topdown`` image by
-  image (the same keypoints). When other processes load the cores, 2 torch threads collapse to
-  6-7 img/s: run the CPU profile alone, or set ``torch.set_num_threads(1)``.
+* ``lite0_160x160.py`` (the quick and smoke profiles: ImageNet EfficientNet-Lite0, 3.5 M
+  parameters, bfloat16, batch 32): training 38-41 img/s with 3 frozen stages (34 with 2);
+  inference with flip test 23-35 img/s. Real test split, AP / PCK@0.05 / PCK@0.1: 8 epochs (the
+  quick profile, about 6 minutes) 0.536 / 0.718 / 0.912; 10 epochs with 2 frozen stages 0.602 /
+  0.769 / 0.936. Notebook 03 shows the learning curve.
+* ``hrnet_w16s_96x96.py`` (1.3 M parameters, from scratch; ``hrnet_w16s_96x96_fast.py`` adds
+  bfloat16 and flip-only augmentation): training 72-74 img/s with 2 threads, inference with
+  flip test 104-149 img/s, batched here, against 37-39 img/s through ``inference_topdown`` image
+  by image (the same keypoints). On 160-px data of the same size, 12 epochs of the fast config
+  reached PCK@0.05 0.14, PCK@0.1 0.43 and AP 0.013: from scratch, a few CPU minutes give weak
+  keypoints. When other processes load the cores, 2 torch threads collapse to 6-7 img/s: run the
+  CPU profile alone, or set ``torch.set_num_threads(1)``.
 * ``hrnet_w32_256x192.py`` (28.5 M): training 2.2 img/s, inference 3.5 img/s (2 threads):
   a GPU config.
-* Accuracy from scratch on a generated quick-size set (1200 synthetic + 750 real at 160 px;
-  training on 1680 images): 8 epochs (840 updates; 5 minutes on 1 loaded thread, about 3 on 2
-  free ones) reach PCK@0.05 0.10 on the real test split and COCO AP 0.00 (OKS needs most
-  keypoints within ~12 % of the box); the heatmaps keep sharpening with more updates (without
-  augmentation, 2000 updates gave PCK@0.05 0.16 and PCK@0.1 0.42 on real val), so the quick
-  profile's 2D keypoints are weak.
 """
 
 from __future__ import annotations
