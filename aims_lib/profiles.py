@@ -36,7 +36,7 @@ class Profile:
     #: 0.013 at PCK@0.05 0.14 / PCK@0.1 0.43 on the 160-px data of then; lite0_160x160.py
     #: (ImageNet EfficientNet-Lite0, fine-tuned) with 2 frozen stages, 10 epochs: 0.602 / 0.769 /
     #: 0.936 (490 s); 3 frozen stages, 6 epochs: 0.467 / 0.666 / 0.881 (250 s); 3 frozen, 8
-    #: epochs (chosen, about 5.5 minutes): see the README and notebook 03's learning curve.
+    #: epochs (chosen): 0.536 / 0.718 / 0.912 (326 s); notebook 03 shows the learning curve.
     pose2d_config: str  # mmpose config file under configs/pose2d (pose branch)
     pose2d_epochs: int
     pose2d_batch: int

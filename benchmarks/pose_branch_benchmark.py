@@ -88,9 +88,8 @@ def smplify_speed(args: argparse.Namespace) -> None:
               f"MPJPE {np.nanmean(mpjpe(out['keypoints_3d'], split.truth)):.4f}, failed {int(out['failed'].sum())}")
 
 
-def training_figures(run: Path) -> str:
+def training_figures(metrics: dict) -> str:
     """A trained run's figures from its ``metrics.json``."""
-    metrics = json.loads((run / METRICS_FILE).read_text())
     train = [h for h in metrics["history"] if "train_images_per_s" in h]
     seconds = sum(h["seconds"] for h in train)
     test = metrics["test"]
@@ -122,12 +121,13 @@ def estimator_figures(args: argparse.Namespace) -> None:
                 torch.cuda.synchronize()
             rates[batch] = n / (time.perf_counter() - start)
         cfg = est.model.cfg
-        name = Path(cfg.filename).name if source.is_dir() else source.name
+        metrics = json.loads((source / METRICS_FILE).read_text()) if source.is_dir() else None
+        name = Path(metrics["config"]["config"]).name if metrics else source.name
         flip = cfg.model.test_cfg.get("flip_test", False)
         print(f"{name}{f' (run {source})' if source.is_dir() else ''} on {args.device}, {n} images, flip test {flip}: "
               f"inference batch 1 {rates[1]:.1f} images/s, batch {args.batch} {rates[args.batch]:.1f} images/s")
-        if source.is_dir():
-            print(f"  {training_figures(source)}")
+        if metrics:
+            print(f"  {training_figures(metrics)}")
 
 
 def main() -> None:
@@ -140,7 +140,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=198, help="split size without --data")
     parser.add_argument("--single", type=int, default=10, help="images fitted one at a time")
     parser.add_argument("--estimator-images", type=int, default=128)
-    parser.add_argument("--batch", type=int, default=32, help="2D inference batch")
+    parser.add_argument("--batch", type=int, default=8, help="2D inference batch")
     parser.add_argument("--paper-images", type=int, default=8, help="images for the paper config (0: skip)")
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--skip-smplify", action="store_true")

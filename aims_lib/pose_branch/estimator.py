@@ -47,7 +47,7 @@ class KeypointEstimator(Protocol):
         self,
         images: Sequence[np.ndarray | str | Path],
         bboxes: np.ndarray | Sequence[Sequence[float]] | None = None,
-        batch_size: int = 32,
+        batch_size: int = 8,
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
