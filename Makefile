@@ -9,6 +9,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROFILE ?= quick
 SEED ?= 0
+# More training seeds on the same data, e.g. SEEDS="1 2" (README: "How sure the numbers are").
+SEEDS ?=
 DEVICE ?= auto
 PYTEST_ARGS ?=
 # Real data and weights (README: "Real data"): empty means the embedded benchmark and the
@@ -46,7 +48,7 @@ test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 reproduce: venv
-	$(PY) -m aims_lib.reproduce --profile $(PROFILE) --seed $(SEED) --device $(DEVICE) \
+	$(PY) -m aims_lib.reproduce --profile $(PROFILE) --seed $(SEED) --device $(DEVICE) $(if $(SEEDS),--train-seeds $(SEEDS)) \
 		$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(SMIL),--smil-model $(SMIL)) \
 		$(if $(POSE2D_CHECKPOINT),--pose2d-checkpoint $(POSE2D_CHECKPOINT)) $(if $(POSE2D_CONFIG),--pose2d-config $(POSE2D_CONFIG)) \
 		$(if $(PRETRAINED),--pretrained $(PRETRAINED))

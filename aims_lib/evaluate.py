@@ -7,7 +7,7 @@ dataset the run used, which for the embedded benchmark is not the paper's data.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 
@@ -21,6 +21,27 @@ PAPER_TABLE3: Final[dict[str, dict[str, float]]] = {
     "synthetic": {"image": 45.3, "image_lmmd": 60.3},
     "synthetic+real": {"image": 75.5, "image_lmmd": 85.3},
 }
+#: The paper's comparisons, by the names our records give them: (table, group, A, B); the
+#: paper's difference is B - A of that table.
+PAPER_COMPARISONS: Final[dict[str, tuple[str, str, str, str]]] = {
+    "LMMD vs source-only, coarse, synthetic": ("table3", "synthetic", "image", "image_lmmd"),
+    "LMMD vs source-only, coarse, synthetic+real": ("table3", "synthetic+real", "image", "image_lmmd"),
+    "LMMD vs source-only, fine, synthetic+real": ("table2", "fine", "image", "image_lmmd"),
+    "full model vs pose branch, fine": ("table2", "fine", "pose", "full"),
+    "pose branch vs image branch (LMMD), coarse": ("table2", "coarse", "image_lmmd", "pose"),
+    "pose branch vs image branch (LMMD), fine": ("table2", "fine", "image_lmmd", "pose"),
+}
+
+
+def paper_difference(name: str) -> float | None:
+    """The paper's B - A (points) of a comparison named in :data:`PAPER_COMPARISONS`, else None."""
+    if name not in PAPER_COMPARISONS:
+        return None
+    table, group, a, b = PAPER_COMPARISONS[name]
+    paper = PAPER_TABLE2 if table == "table2" else PAPER_TABLE3
+    return round(paper[group][b] - paper[group][a], 1)
+
+
 ROW_NAMES: Final[dict[str, str]] = {
     "image": "Image branch",
     "image_lmmd": "Image branch (w/ LMMD)",
@@ -73,6 +94,15 @@ def confusion_matrix(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> 
     return m
 
 
+def confusion_pairs(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (predicted, true) label pairs that a confusion matrix ``M[true, predicted]`` counts, so
+    that accuracies with intervals can be computed from a stored matrix."""
+    m = np.asarray(matrix)
+    true, pred = np.nonzero(m)
+    counts = m[true, pred]
+    return np.repeat(pred, counts), np.repeat(true, counts)
+
+
 def comparison_rows(ours: dict[str, dict[str, float]], paper: dict[str, dict[str, float]], data_label: str) -> list[dict]:
     """Rows ``{task, method, ours (<data_label>), paper}`` for a markdown/pandas table."""
     rows = []
@@ -86,6 +116,28 @@ def comparison_rows(ours: dict[str, dict[str, float]], paper: dict[str, dict[str
                     "paper (SyRIP/AIMS real test)": paper.get(task, {}).get(method, float("nan")),
                 }
             )
+    return rows
+
+
+def interval_rows(detail: dict[str, dict[str, dict[str, Any]]], paper: dict[str, dict[str, float]]) -> list[dict]:
+    """Display rows of a table whose numbers carry intervals: ``detail[group][method]`` is a
+    :func:`aims_lib.statistics.summarise_seeds` record. Top-1 and macro accuracy with their 95 %
+    intervals, the mean +- sd over training seeds when there are several, and the paper's number."""
+    rows = []
+    for group, methods in detail.items():
+        for method, d in methods.items():
+            over = d.get("over_seeds") or {}
+            rows.append({
+                "task": group,
+                "method": ROW_NAMES.get(method, method),
+                "top-1 %": round(d["top1"], 1),
+                "95% CI": f"[{d['top1_low']:.1f}, {d['top1_high']:.1f}]",
+                "macro %": round(d["macro"], 1),
+                "macro 95% CI": f"[{d['macro_low']:.1f}, {d['macro_high']:.1f}]",
+                "seeds: mean ± sd": (f"{over['mean']:.1f} ± {over['sd']:.1f} ({over['n_seeds']})"
+                                     if over.get("sd") is not None else "–"),
+                "paper": paper.get(group, {}).get(method, float("nan")),
+            })
     return rows
 
 
@@ -141,8 +193,9 @@ def table2(ours: dict[str, dict[str, float]], data_label: str) -> tuple[str, dic
 def classification_report(
     coarse_pred: np.ndarray, fine_pred: np.ndarray, coarse_true: np.ndarray, fine_true: np.ndarray
 ) -> dict:
-    """Top-1 (%), per-class accuracy (%, None for an absent class) and confusion matrices
-    ``M[true, predicted]`` at both levels, JSON-ready (class names as keys)."""
+    """Top-1 (%), macro accuracy (the mean of the classes' recalls, %), per-class accuracy (%,
+    None for an absent class) and confusion matrices ``M[true, predicted]`` at both levels,
+    JSON-ready (class names as keys)."""
     from aims_lib import taxonomy
 
     out: dict = {}
@@ -154,6 +207,7 @@ def classification_report(
         per_class = per_class_accuracy(pred, true, len(names))
         out[level] = {
             "top1": top1(pred, true),
+            "macro": float(np.nanmean(per_class)),
             "per_class": {n: (None if np.isnan(a) else round(float(a), 2)) for n, a in zip(names, per_class)},
             "confusion": confusion_matrix(pred, true, len(names)).tolist(),
         }

@@ -383,10 +383,12 @@ def plot_pose2d_history(history: Sequence[dict]) -> Figure:
 
 
 def plot_grouped_bars(
-    groups: dict[str, dict[str, float | None]], title: str, ylabel: str = "top-1 (%)", ax: Axes | None = None
+    groups: dict[str, dict[str, float | None]], title: str, ylabel: str = "top-1 (%)", ax: Axes | None = None,
+    intervals: dict[str, dict[str, tuple[float, float]]] | None = None,
 ) -> Figure:
     """Bars of several series per group (e.g. ours vs the paper per Table 3 row), values on top;
-    a missing value (``None`` or NaN) leaves its bar out."""
+    a missing value (``None`` or NaN) leaves its bar out. ``intervals[group][series]`` (low,
+    high) draws an error bar on that bar (e.g. a 95 % interval)."""
     names = list(groups)
     series = list(dict.fromkeys(k for g in groups.values() for k in g))
     if ax is None:
@@ -395,14 +397,17 @@ def plot_grouped_bars(
         fig = ax.figure
     width = 0.8 / max(1, len(series))
     for k, name in enumerate(series):
-        xs, ys = [], []
+        xs, ys, err = [], [], []
         for i, g in enumerate(names):
             value = groups[g].get(name)
             if value is not None and np.isfinite(value):
                 xs.append(i + (k - (len(series) - 1) / 2) * width)
                 ys.append(value)
-        bars = ax.bar(xs, ys, width, label=name)
-        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+                low, high = (intervals or {}).get(g, {}).get(name, (value, value))
+                err.append((value - low, high - value))
+        bars = ax.bar(xs, ys, width, label=name, yerr=np.array(err).T if any(map(any, err)) else None,
+                      error_kw={"elinewidth": 0.8, "capsize": 2})
+        ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
     ax.set_xticks(range(len(names)), names, fontsize=8)
     ax.set(title=title, ylabel=ylabel)
     ax.legend(fontsize=7)

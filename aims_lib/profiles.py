@@ -7,6 +7,7 @@ numbers on a 2-core CPU, ``paper`` is the paper's scale (4000 synthetic + 750 re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Final
@@ -91,7 +92,25 @@ def embedded_data_dir(profile: str, seed: int) -> Path:
     return REPO / "data" / "embedded" / f"{profile}-seed{seed}"
 
 
-def reports_path(profile: str) -> Path:
-    """Where a profile's executed notebooks, figures and results go."""
-    return REPO / "reports" / profile
+def reports_path(profile: str, seed: int, data_dir: str | Path = "", root: Path = REPO / "reports") -> Path:
+    """Where a run's executed notebooks, figures and results go: ``reports/<profile>/seed<k>``
+    for the embedded data of seed ``k``, ``reports/<profile>/<data folder>-seed<k>`` for a
+    dataset directory, so runs of other seeds and data live side by side."""
+    tag = f"{Path(data_dir).resolve().name}-" if data_dir else ""
+    return root / profile / f"{tag}seed{seed}"
 
+
+
+def training_seeds(seed: int, extra: str | Sequence[int] = "") -> list[int]:
+    """The training seeds of a run: ``seed`` (the data's, the headline) first, then the others of
+    ``extra`` (space-separated text, as notebooks and ``make reproduce SEEDS=...`` pass them), once each."""
+    items = extra.split() if isinstance(extra, str) else list(extra)
+    seeds = [seed]
+    for item in items:
+        try:
+            k = int(item)
+        except (TypeError, ValueError):
+            raise ValueError(f"train_seeds: {item!r} is not an integer seed (got {extra!r})") from None
+        if k not in seeds:
+            seeds.append(k)
+    return seeds

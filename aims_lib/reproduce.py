@@ -2,9 +2,9 @@
 
 Each notebook ``notebooks/NN_*.ipynb`` is executed in order with the parameters injected after
 its cell tagged ``parameters``; the executed copy and its HTML export go to
-``reports/<profile>/``, together with ``run.json`` (parameters, wall time per notebook) and
-``results.json``, the machine-readable summary gathered from the records the notebooks write
-(:func:`collect_results`). A failing notebook stops the chain; its partial executed copy is kept
+``reports/<profile>/seed<k>/`` (:func:`aims_lib.profiles.reports_path`), together with
+``run.json`` (parameters, machine, wall time per notebook) and ``results.json``, the
+machine-readable summary gathered from the records the notebooks write (:func:`collect_results`). A failing notebook stops the chain; its partial executed copy is kept
 and the error names the notebook and the failing cell.
 """
 
@@ -19,19 +19,26 @@ from pathlib import Path
 from typing import Any
 
 from aims_lib.data.format import atomic_write_bytes
+from aims_lib.profiles import reports_path
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = ("smoke", "quick", "paper")
 
 
-#: The shape of ``results.json`` (accuracies: top-1 % on the real test split); ``None`` marks a
-#: number whose notebook has not run.
+#: The shape of ``results.json`` (accuracies: top-1 % on the real test split, the headline seed's
+#: run); ``None`` marks a number whose notebook has not run. ``accuracy`` holds, per number of
+#: ``table2`` and ``table3``, its 95 % interval, macro accuracy and per-seed values
+#: (:func:`aims_lib.statistics.summarise_seeds`); ``comparisons`` the paper's comparisons as
+#: paired differences (:class:`aims_lib.statistics.Comparison`). Table 3's ``real`` row is the
+#: target oracle (trained on the real training labels only).
 RESULT_KEYS: dict[str, Any] = {
     "table2": {"coarse": ("image", "image_lmmd", "pose"), "fine": ("image", "image_lmmd", "pose", "full")},
-    "table3": {"synthetic": ("image", "image_lmmd"), "synthetic+real": ("image", "image_lmmd")},
+    "table3": {"synthetic": ("image", "image_lmmd"), "synthetic+real": ("image", "image_lmmd"), "real": ("image",)},
+    "accuracy": ("top1", "top1_low", "top1_high", "macro", "macro_low", "macro_high", "n", "seeds", "per_seed"),
+    "comparisons": ("name", "a", "b", "difference", "low", "high", "p", "a_only", "b_only", "n"),
     "smplify": ("fits_per_second", "pa_mpjpe_gt2d", "pa_mpjpe_estimated2d"),
     #: 2D keypoints on the real test split: COCO OKS AP, PCK at 0.05 and 0.1 of the box's longer side
-    "pose2d": ("ap", "pck05", "pck10", "config"),
+    "pose2d": ("ap", "pck05", "pck10", "pck05_interval", "pck10_interval", "config"),
 }
 
 
@@ -121,6 +128,12 @@ def collect_results(out_dir: Path, parameters: dict[str, Any], walls: dict[str, 
               for src, keys in RESULT_KEYS["table3"].items()}
     smplify = {k: pose.get("smplify", {}).get(k) for k in RESULT_KEYS["smplify"]}
     pose2d = {k: pose.get("pose2d", {}).get(k) for k in RESULT_KEYS["pose2d"]}
+    accuracy = {"table2": {level: {k: None for k in keys} for level, keys in RESULT_KEYS["table2"].items()},
+                "table3": {src: {k: image.get("accuracy", {}).get("table3", {}).get(src, {}).get(k) for k in keys}
+                           for src, keys in RESULT_KEYS["table3"].items()}}
+    for source in (image.get("accuracy", {}).get("table2_image", {}), full.get("accuracy", {}).get("table2", {})):
+        for level, row in source.items():
+            accuracy["table2"][level].update(row)
     backbone = image.get("image_backbone", {})
     device = next((r["device"] for r in (full, pose, image) if r.get("device")), parameters.get("device"))
     return {
@@ -130,33 +143,75 @@ def collect_results(out_dir: Path, parameters: dict[str, Any], walls: dict[str, 
         "data": dataset.get("data", "embedded"),
         "table2": table2,
         "table3": table3,
+        "seeds": image.get("seeds", [parameters["seed"]]),
+        "accuracy": accuracy,
+        "comparisons": image.get("comparisons", []) + full.get("comparisons", []),
+        "gap_closed": image.get("gap_closed"),
         "smplify": smplify,
         "pose2d": pose2d,
         "image_backbone": {"name": backbone.get("name"), "weights": backbone.get("weights")},
         "card": dataset.get("card"),
+        "machine": machine(),
         "wall_seconds": walls,
     }
 
 
+def machine() -> dict[str, Any]:
+    """The CPU and libraries of a run: CPU runs are deterministic per CPU model only (kernels
+    differ between instruction sets), so results name theirs."""
+    import os
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                    if line.startswith("model name")), cpu)
+    from aims_lib.pose_branch.cpu_amp import cpu_has_native_bf16
+
+    return {"cpu": cpu, "cores": os.cpu_count(), "native_bf16": cpu_has_native_bf16(), "torch": torch.__version__,
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
 def results_markdown(results: dict[str, Any]) -> str:
-    """The README's results table: ours beside the paper's, top-1 % on the real test split."""
-    from aims_lib.evaluate import PAPER_TABLE2, PAPER_TABLE3, ROW_NAMES, markdown_table
+    """The README's results tables: ours (top-1 % on the real test split, the headline seed) with
+    its 95 % interval, macro accuracy and, with several seeds, their mean +- sd, beside the
+    paper's; then the paper's comparisons as paired differences."""
+    from aims_lib.evaluate import PAPER_TABLE2, PAPER_TABLE3, ROW_NAMES, markdown_table, paper_difference
 
     ours = f"ours ({'embedded benchmark' if results['data'] == 'embedded' else 'real data'}, {results['profile']})"
-    rows = [
-        {"table": table, "task / source": group, "method": ROW_NAMES[k],
-         ours: float("nan") if v is None else v, "paper": paper[group].get(k, float("nan"))}
-        for table, key, paper in (("2", "table2", PAPER_TABLE2), ("3", "table3", PAPER_TABLE3))
-        for group, row in results[key].items()
-        for k, v in row.items()
+    rows = []
+    for table, key, paper in (("2", "table2", PAPER_TABLE2), ("3", "table3", PAPER_TABLE3)):
+        for group, row in results[key].items():
+            for k, v in row.items():
+                d = (results.get("accuracy", {}).get(key, {}).get(group) or {}).get(k) or {}
+                over = d.get("over_seeds") or {}
+                rows.append({
+                    "table": table, "task / source": "real (target oracle)" if group == "real" else group,
+                    "method": ROW_NAMES[k], ours: float("nan") if v is None else v,
+                    "95% CI": f"[{d['top1_low']:.1f}, {d['top1_high']:.1f}]" if d else "–",
+                    "macro": d.get("macro", float("nan")),
+                    "seeds: mean ± sd": f"{over['mean']:.1f} ± {over['sd']:.1f} ({over['n_seeds']})" if over.get("sd") is not None else "–",
+                    "paper": paper.get(group, {}).get(k, float("nan")),
+                })
+    comparisons = [
+        {"comparison (B vs A)": c["name"], "B - A (points)": c["difference"], "95% CI": f"[{c['low']:.1f}, {c['high']:.1f}]",
+         "McNemar p": f"{c['p']:.3f}", "only A right / only B right": f"{c['a_only']} / {c['b_only']}",
+         "paper B - A": paper_difference(c["name"]) if paper_difference(c["name"]) is not None else float("nan")}
+        for c in results.get("comparisons", [])
     ]
-    return markdown_table(rows)
+    out = markdown_table(rows)
+    if comparisons:
+        out += "\n\n" + markdown_table(comparisons)
+    return out
 
 
 def check_results(results: dict[str, Any]) -> None:
     """Raise ``ValueError`` naming the first key of ``results`` that breaks the documented shape."""
-    for key in ("profile", "seed", "device", "data", "table2", "table3", "smplify", "pose2d", "image_backbone",
-                "wall_seconds"):
+    for key in ("profile", "seed", "device", "data", "table2", "table3", "seeds", "accuracy", "comparisons", "smplify",
+                "pose2d", "image_backbone", "machine", "wall_seconds"):
         if key not in results:
             raise ValueError(f"results: missing key {key!r}")
     if results["data"] not in ("embedded", "real"):
@@ -178,13 +233,31 @@ def check_results(results: dict[str, Any]) -> None:
     for k in ("name", "weights"):
         if k not in results["image_backbone"]:
             raise ValueError(f"results: missing image_backbone.{k}")
+    for table in ("table2", "table3"):
+        for group, keys in RESULT_KEYS[table].items():
+            for k in keys:
+                detail = results["accuracy"][table].get(group, {}).get(k, "missing")
+                if detail is None:
+                    continue
+                missing = [f for f in RESULT_KEYS["accuracy"] if not isinstance(detail, dict) or f not in detail]
+                if missing:
+                    raise ValueError(f"results: accuracy.{table}.{group}.{k} lacks {missing}")
+                if not detail["top1_low"] <= detail["top1"] <= detail["top1_high"]:
+                    raise ValueError(f"results: accuracy.{table}.{group}.{k}: top1 {detail['top1']} outside its interval")
+    for i, c in enumerate(results["comparisons"]):
+        missing = [f for f in RESULT_KEYS["comparisons"] if f not in c]
+        if missing:
+            raise ValueError(f"results: comparisons[{i}] ({c.get('name', '?')}) lacks {missing}")
+        if not 0.0 <= c["p"] <= 1.0:
+            raise ValueError(f"results: comparisons[{i}] ({c['name']}): p {c['p']} is not a probability")
 
 
 def reproduce(parameters: dict[str, Any], out_dir: Path, selection: Sequence[Path] | None = None) -> dict[str, Any]:
     """Run the notebooks, then write ``run.json`` and ``results.json`` into ``out_dir``; returns the results."""
     start = time.perf_counter()
     walls = run_notebooks(parameters, out_dir, selection)
-    run = {"parameters": parameters, "wall_seconds": walls, "total_seconds": round(time.perf_counter() - start, 1)}
+    run = {"parameters": parameters, "machine": machine(), "wall_seconds": walls,
+           "total_seconds": round(time.perf_counter() - start, 1)}
     atomic_write_bytes(out_dir / "run.json", json.dumps(run, indent=2).encode())
     results = collect_results(out_dir, parameters, walls)
     check_results(results)
@@ -195,7 +268,10 @@ def reproduce(parameters: dict[str, Any], out_dir: Path, selection: Sequence[Pat
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aims_lib.reproduce", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=PROFILES, default="quick")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data and of every training run")
+    parser.add_argument("--train-seeds", type=int, nargs="*", default=[],
+                        help="more training seeds for the image branch and HIPC on the same data (mean and sd beside "
+                             "the intervals); the run of --seed is always one of them")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--reports", type=Path, default=REPO / "reports", help="reports root")
     parser.add_argument("--only", nargs="*", default=None, help="notebook name prefixes, e.g. 01 02")
@@ -226,9 +302,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         selection = [nb for nb in selection if any(nb.name.startswith(p) for p in args.only)]
     if not selection:
         parser.error("no notebooks to run (notebooks/NN_*.ipynb)")
-    out_dir = args.reports / args.profile
+    out_dir = reports_path(args.profile, args.seed, args.data_dir, root=args.reports)
     params = {"profile": args.profile, "seed": args.seed, "device": args.device,
               "reports_dir": str(out_dir)}
+    if args.train_seeds:  # notebooks 02 and 04 read it
+        params["train_seeds"] = " ".join(map(str, args.train_seeds))
     params |= {k: str(Path(v).resolve()) for k in ("data_dir", "smil_model", "pose2d_checkpoint", "pretrained")
                if (v := getattr(args, k))}
     if args.pose2d_config:

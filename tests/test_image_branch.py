@@ -77,6 +77,8 @@ def test_bad_config():
         ImageTrainConfig(ramp="linear").validate()
     with pytest.raises(ValueError, match="epochs"):
         ImageTrainConfig(epochs=0).validate()
+    with pytest.raises(ValueError, match="target oracle.*source_only"):
+        ImageTrainConfig(source="real", method="lmmd").validate()
 
 
 def test_training_writes_run_and_never_selects_on_test(aims_tiny, tmp_path):
@@ -90,6 +92,20 @@ def test_training_writes_run_and_never_selects_on_test(aims_tiny, tmp_path):
     assert len(metrics["history"]) == 2 and math.isfinite(metrics["history"][-1]["lmmd"])
     assert metrics["best_val_acc"] == max(h["val_acc"] for h in metrics["history"])
     assert json.loads((run / "metrics.json").read_text())["test_acc"] == metrics["test_acc"]
+    from aims_lib.data import load_dataset
+    from aims_lib.image_branch import predictions_of_run
+
+    samples = load_dataset(aims_tiny).samples[::-1]  # in the samples' order, whatever the file's
+    logits = predictions_of_run(run, samples)
+    np.testing.assert_array_equal(logits, out["logits"][[list(out["image_id"]).index(s.image_id) for s in samples]])
+    with pytest.raises(FileNotFoundError, match="train the run first"):
+        predictions_of_run(tmp_path / "nowhere", samples)
+
+
+def test_target_oracle_trains_on_real_labels_only(aims_tiny, tmp_path):
+    metrics = train_image_branch(aims_tiny, tmp_path / "oracle", ImageTrainConfig(**{**TINY, "source": "real", "method": "source_only"}))
+    assert metrics["config"]["source"] == "real" and metrics["history"][-1]["lmmd"] == 0.0
+    assert math.isfinite(metrics["test_acc"])
 
 
 def test_resume_gives_the_same_weights(aims_tiny, tmp_path, monkeypatch):
@@ -156,6 +172,19 @@ def test_profile_config_and_run_names():
     assert run_name("coarse", "synthetic", "lmmd") == "image_coarse_synthetic_lmmd"
     assert run_name("coarse", "synthetic", "lmmd", 0.1) == "image_coarse_synthetic_lmmd_lambda0.1"
     assert run_name("coarse", "synthetic", "source_only", 0.1) == "image_coarse_synthetic_source_only"
+    assert run_name("coarse", "real", "source_only", train_seed=2) == "image_coarse_real_source_only_seed2"
+    assert run_name("fine", "synthetic", "lmmd", 0.1, train_seed=0) == "image_fine_synthetic_lmmd_lambda0.1_seed0"
+
+
+def test_training_seeds_and_report_folders():
+    from aims_lib.profiles import REPO, reports_path, training_seeds
+
+    assert training_seeds(0, "0 1 2") == [0, 1, 2] and training_seeds(7, "") == [7] and training_seeds(1, [2, 1, 2]) == [1, 2]
+    with pytest.raises(ValueError, match="train_seeds: 'x' is not an integer"):
+        training_seeds(0, "1 x")
+    assert reports_path("quick", 0) == REPO / "reports" / "quick" / "seed0"
+    assert reports_path("quick", 777) != reports_path("quick", 0)  # side by side, never the same runs
+    assert reports_path("paper", 1, "data/real/syrip_aims") == REPO / "reports" / "paper" / "syrip_aims-seed1"
 
 
 def test_cached_frozen_stages_equal_the_whole_network_and_are_shared(aims_tiny, tmp_path):

