@@ -468,7 +468,7 @@ def load_hipc(path: str | Path, device: str | torch.device = "cpu") -> HIPC:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"HIPC checkpoint not found: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=False)  # a file we wrote
+    state = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain containers only
     if not isinstance(state, dict) or state.get("format") != HIPC_FORMAT:
         raise ValueError(f"{path}: not a HIPC checkpoint (format {HIPC_FORMAT!r})")
     model = HIPC(hierarchical=state["hierarchical"], dropout=state["dropout"])

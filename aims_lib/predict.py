@@ -271,7 +271,7 @@ class AIMSPosePredictor:
         if config.get("level") != "coarse":
             raise ValueError(f"{image_dir}: the full model needs a coarse image branch, got level {config.get('level')!r}")
         image_branch = ImageBranch(config["arch"], taxonomy.NUM_COARSE)
-        state = torch.load(image_dir / "checkpoints" / "best.pt", map_location="cpu", weights_only=False)
+        state = torch.load(image_dir / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
         image_branch.load_state_dict(state["model"])
 
         pose2d = load_estimator(resolve("pose2d"), resolve("pose2d_checkpoint"), device,

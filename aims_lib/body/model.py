@@ -41,13 +41,17 @@ def procedural_arrays() -> dict[str, np.ndarray]:
     return arrays
 
 
-def load_body_model(path: str | Path | None = None, num_betas: int = 10, **smplx_kwargs: Any) -> BodyModel:
+def load_body_model(
+    path: str | Path | None = None, num_betas: int = 10, trusted: bool = False, **smplx_kwargs: Any
+) -> BodyModel:
     """The body model: the procedural infant by default, or an SMPL-format pickle (e.g. SMIL's
-    ``smil_web.pkl``, read without chumpy) when ``path`` is given.
+    ``smil_web.pkl``, read without chumpy) when ``path`` is given. The pickle is read with a
+    restricted unpickler (it cannot run code); ``trusted=True`` is the opt-in for a file that
+    needs more than arrays.
 
     ``smplx_kwargs`` go to ``smplx.SMPL`` (``batch_size``, ``dtype``, ...).
     """
-    arrays = procedural_arrays() if path is None else read_smpl_pickle(path)
+    arrays = procedural_arrays() if path is None else read_smpl_pickle(path, trusted=trusted)
     return BodyModel(arrays, num_betas=num_betas, **smplx_kwargs)
 
 

@@ -3,7 +3,10 @@
 Why: the official SMPL/SMIL pickles (``smil_web.pkl``) hold ``chumpy`` objects, and chumpy does
 not install on Python 3.11 / NumPy 2. The unpickler here maps every ``chumpy.*`` class to a
 stand-in that only keeps the pickled state, and the loader turns those into plain NumPy arrays,
-so neither chumpy nor its import is ever needed.
+so neither chumpy nor its import is ever needed. A body model is a file users exchange: it is
+read with :mod:`aims_lib.safe_pickle`'s restricted unpickler (NumPy arrays, SciPy sparse
+matrices, chumpy stand-ins), so a crafted file cannot run code; ``trusted=True`` is the named
+opt-in for a file that needs more.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+
+from aims_lib.safe_pickle import UnsafePickleError, load_pickle
 
 #: Keys ``smplx.SMPL`` reads from a model pickle.
 REQUIRED_KEYS: Final[tuple[str, ...]] = (
@@ -41,11 +46,8 @@ def _stand_in(module: str, name: str) -> type[_ChumpyStandIn]:
     return type(name, (_ChumpyStandIn,), {"chumpy_class": f"{module}.{name}"})
 
 
-class _NoChumpyUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if module == "chumpy" or module.startswith("chumpy."):
-            return _stand_in(module, name)
-        return super().find_class(module, name)
+def _chumpy_stand_in(module: str, name: str) -> type[_ChumpyStandIn] | None:
+    return _stand_in(module, name) if module == "chumpy" or module.startswith("chumpy.") else None
 
 
 def _plain(value: Any) -> Any:
@@ -68,20 +70,22 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def read_smpl_pickle(path: str | Path) -> dict[str, np.ndarray]:
+def read_smpl_pickle(path: str | Path, trusted: bool = False) -> dict[str, np.ndarray]:
     """Arrays of an SMPL-format pickle (SMPL, SMIL, or this project's procedural body).
 
-    Raises ``FileNotFoundError`` naming the file, and :class:`BodyModelFileError` naming the
-    missing keys when the pickle is not an SMPL model.
+    Raises ``FileNotFoundError`` naming the file, :class:`~aims_lib.safe_pickle.UnsafePickleError`
+    when the pickle names a class a body model does not need (``trusted=True`` loads it anyway),
+    and :class:`BodyModelFileError` naming the missing keys when the pickle is not an SMPL model.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"body model file not found: {path}")
-    with path.open("rb") as fh:
-        try:
-            data = _NoChumpyUnpickler(fh, encoding="latin1").load()
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
-            raise BodyModelFileError(f"{path} is not a readable SMPL-format pickle: {exc}") from exc
+    try:
+        data = load_pickle(path, trusted=trusted, stand_ins=_chumpy_stand_in)
+    except UnsafePickleError:
+        raise
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
+        raise BodyModelFileError(f"{path} is not a readable SMPL-format pickle: {exc}") from exc
     if not isinstance(data, dict):
         raise BodyModelFileError(f"{path} holds a {type(data).__name__}, not an SMPL model dict")
     missing = [k for k in REQUIRED_KEYS if k not in data]

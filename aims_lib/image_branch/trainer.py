@@ -322,7 +322,7 @@ def train_image_branch(
     start_epoch, best_acc = 0, -1.0
     last = ckpt_dir / "last.pt"
     if last.exists():
-        state = torch.load(last, map_location=device, weights_only=False)
+        state = torch.load(last, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, best_acc, history = state["epoch"] + 1, state["best_val_acc"], state["history"]
@@ -392,7 +392,7 @@ def finalize_run(
     device: torch.device, inputs: _Inputs,
 ) -> dict[str, Any]:
     """Reload the best checkpoint, predict every image, write ``outputs.npz`` and ``metrics.json``."""
-    best = torch.load(run_dir / "checkpoints" / "best.pt", map_location=device, weights_only=False)
+    best = torch.load(run_dir / "checkpoints" / "best.pt", map_location=device, weights_only=True)
     model.load_state_dict(best["model"])
     logits, feats, ids = predict(model, inputs(ds.samples, train=False), device, num_workers=cfg.num_workers, start=inputs.start)
     buf = io.BytesIO()

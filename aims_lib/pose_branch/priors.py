@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
-import pickle
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
@@ -20,6 +19,7 @@ from typing import Any, Final
 import numpy as np
 import torch
 
+from aims_lib.safe_pickle import load_pickle
 from aims_lib.taxonomy import FINE
 
 #: SMPL ``body_pose`` size: 23 joints x 3 axis-angle components (the global orientation excluded).
@@ -105,16 +105,17 @@ class GMMPosePrior(torch.nn.Module):
         np.savez(path, **self.arrays())
 
     @classmethod
-    def load(cls, path: str | Path) -> GMMPosePrior:
-        """Read an ``.npz`` written by :meth:`save` or SMPLify's pickle (``gmm_08.pkl``: a dict
-        with ``means``, ``covars``, ``weights``; Python-2 pickles are read as latin-1)."""
+    def load(cls, path: str | Path, trusted: bool = False) -> GMMPosePrior:
+        """Read an ``.npz`` written by :meth:`save` (no pickled objects allowed) or SMPLify's
+        pickle (``gmm_08.pkl``: a dict with ``means``, ``covars``, ``weights``; Python-2 pickles
+        are read as latin-1) through the restricted unpickler of :mod:`aims_lib.safe_pickle`
+        (``trusted=True``: the opt-in for a file that needs more than arrays)."""
         path = Path(path)
         if path.suffix == ".npz":
-            with np.load(path) as data:
+            with np.load(path, allow_pickle=False) as data:
                 return cls(data["means"], data["covars"], data["weights"])
-        with open(path, "rb") as f:
-            data: dict[str, Any] = pickle.load(f, encoding="latin1")
-        missing = [k for k in ("means", "covars", "weights") if k not in data]
+        data: dict[str, Any] = load_pickle(path, trusted=trusted)
+        missing = [k for k in ("means", "covars", "weights") if not isinstance(data, dict) or k not in data]
         if missing:
             raise ValueError(f"{path}: not a GMM prior file, missing {missing}")
         return cls(data["means"], data["covars"], data["weights"])

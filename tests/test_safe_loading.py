@@ -1,0 +1,99 @@
+"""Files a user hands us never run code when loaded: crafted pickles and checkpoints are refused
+before their payload runs, with an error that says why (and, for pickles, how to opt in)."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from aims_lib.body import load_body_model, procedural_arrays, write_smpl_pickle
+from aims_lib.body.smpl_file import REQUIRED_KEYS
+from aims_lib.safe_pickle import UnsafePickleError, load_pickle
+
+
+class Payload:
+    """Unpickling this creates ``marker``: what a malicious file would do instead."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _crafted_body(path: Path, marker: Path) -> Path:
+    data = {k: np.ascontiguousarray(v) for k, v in procedural_arrays().items() if k in REQUIRED_KEYS}
+    data["weights"] = Payload(marker)
+    path.write_bytes(pickle.dumps(data, protocol=2))
+    return path
+
+
+def test_crafted_body_model_is_refused_before_it_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    path = _crafted_body(tmp_path / "smil_web.pkl", marker)
+    with pytest.raises(UnsafePickleError, match=r"smil_web.pkl: refuses to load posix.system.*trusted=True"):
+        load_body_model(path)
+    assert not marker.exists()
+
+
+def test_a_clean_body_model_still_loads_and_trusted_is_an_explicit_opt_in(tmp_path: Path) -> None:
+    path = write_smpl_pickle(procedural_arrays(), tmp_path / "infant.pkl")
+    assert load_body_model(path).num_betas == 10
+    odd = tmp_path / "odd.pkl"  # a harmless class outside the allow-list
+    odd.write_bytes(pickle.dumps(OrderedDict(a=np.zeros(3)), protocol=2))
+    with pytest.raises(UnsafePickleError, match="collections.OrderedDict"):
+        load_pickle(odd)
+    assert isinstance(load_pickle(odd, trusted=True), OrderedDict)
+
+
+def test_crafted_gmm_prior_is_refused(tmp_path: Path) -> None:
+    from aims_lib.pose_branch.priors import GMMPosePrior
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / "gmm_08.pkl"
+    path.write_bytes(pickle.dumps({"means": Payload(marker), "covars": np.eye(3), "weights": np.ones(1)}))
+    with pytest.raises(UnsafePickleError, match="gmm_08.pkl: refuses"):
+        GMMPosePrior.load(path)
+    assert not marker.exists()
+    npz = tmp_path / "gmm.npz"
+    np.savez(npz, means=np.array([Payload(marker)], dtype=object), covars=np.eye(3), weights=np.ones(1))
+    with pytest.raises(ValueError, match="allow_pickle"):
+        GMMPosePrior.load(npz)
+    assert not marker.exists()
+
+
+def _crafted_torch_file(path: Path, marker: Path, state: dict) -> Path:
+    buf = io.BytesIO()
+    torch.save({**state, "extra": Payload(marker)}, buf)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def test_crafted_hipc_checkpoint_is_refused(tmp_path: Path) -> None:
+    from aims_lib.hipc import HIPC_FORMAT, load_hipc
+
+    marker = tmp_path / "pwned"
+    path = _crafted_torch_file(tmp_path / "hipc.pt", marker, {"format": HIPC_FORMAT})
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        load_hipc(path)
+    assert not marker.exists()
+
+
+def test_crafted_image_branch_checkpoint_is_refused_on_resume(aims_tiny: Path, tmp_path: Path) -> None:
+    from aims_lib.image_branch import ImageTrainConfig, train_image_branch
+
+    marker = tmp_path / "pwned"
+    run = tmp_path / "run"
+    _crafted_torch_file(run / "checkpoints" / "last.pt", marker, {"epoch": 0})
+    cfg = ImageTrainConfig(arch="resnet18", image_size=32, batch_size=4, epochs=1, iters_per_epoch=1)
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        train_image_branch(aims_tiny, run, cfg)
+    assert not marker.exists()
