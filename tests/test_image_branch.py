@@ -127,8 +127,8 @@ def test_resume_gives_the_same_weights(aims_tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(trainer_mod, "predict", real_predict)
     train_image_branch(aims_tiny, tmp_path / "resumed", cfg)
 
-    a = torch.load(tmp_path / "full/checkpoints/last.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "resumed/checkpoints/last.pt", weights_only=False)["model"]
+    a = torch.load(tmp_path / "full/checkpoints/last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "resumed/checkpoints/last.pt", weights_only=True)["model"]
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k

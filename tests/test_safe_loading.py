@@ -97,3 +97,34 @@ def test_crafted_image_branch_checkpoint_is_refused_on_resume(aims_tiny: Path, t
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         train_image_branch(aims_tiny, run, cfg)
     assert not marker.exists()
+
+
+def test_mmengine_checkpoints_load_weights_only_and_crafted_ones_are_refused(tmp_path: Path) -> None:
+    """Our pose2d runs' checkpoints (weights, NumPy metadata, mmengine's logging buffers) load
+    without full unpickling; a crafted one is refused, names the opt-in, and runs nothing."""
+    from aims_lib.pose_branch import keypoints2d as k2d
+    from aims_lib.pose_branch.mmcv_shim import import_mmpose
+
+    import_mmpose()
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    estimator = k2d.Pose2DEstimator.load(k2d.CPU_CONFIG)
+    buffer = HistoryBuffer()
+    buffer.update(0.5)
+    ours = tmp_path / "epoch_1.pth"
+    torch.save({"state_dict": estimator.model.state_dict(),
+                "meta": {"dataset_meta": {"sigmas": np.ones(17, np.float32)}},
+                "message_hub": {"log_scalars": {"train/loss": buffer}}}, ours)
+    state = k2d.read_checkpoint(ours)
+    assert state["message_hub"]["log_scalars"]["train/loss"].mean() == 0.5  # its statistics methods work
+    k2d.Pose2DEstimator.load(k2d.CPU_CONFIG, checkpoint=ours)
+
+    marker = tmp_path / "pwned"
+    crafted = _crafted_torch_file(tmp_path / "crafted.pth", marker, {"state_dict": estimator.model.state_dict()})
+    with pytest.raises(pickle.UnpicklingError, match=r"crafted.pth: refused.*trusted=True"):
+        k2d.Pose2DEstimator.load(k2d.CPU_CONFIG, checkpoint=crafted)
+    assert not marker.exists()
+    sneaky = tmp_path / "sneaky.pth"  # the getattr stand-in only serves HistoryBuffer statistics
+    sneaky.write_bytes(b"\x80\x02c__builtin__\ngetattr\ncos\nsystem\nX\x04\x00\x00\x00pathq\x00\x86R.")
+    with pytest.raises(pickle.UnpicklingError):
+        k2d.read_checkpoint(sneaky)

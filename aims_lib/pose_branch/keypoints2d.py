@@ -65,7 +65,6 @@ import io
 import json
 import logging
 import math
-import os
 import time
 import uuid
 import warnings
@@ -105,7 +104,6 @@ SCORE_THRESHOLD: Final[float] = 0.2
 _NOISE: Final[tuple[str, ...]] = (
     r"pkg_resources is deprecated",
     r"The metainfo config file",
-    r"Environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD",
 )
 
 
@@ -117,23 +115,49 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-@contextlib.contextmanager
-def trusted_checkpoints() -> Iterator[None]:
-    """Let ``torch.load`` read full mmengine checkpoints (they pickle NumPy arrays and logging
-    state, which torch >= 2.6 refuses by default) for the duration of the block.
+def _history_buffer_method(obj: Any, name: str) -> Any:
+    """The one ``getattr`` an mmengine checkpoint needs: a statistics method of its logging
+    buffers (``HistoryBuffer.min``, ``.mean``, ..., pickled by name). Anything else is refused."""
+    import pickle
 
-    Only for files we wrote or that the user handed us: a checkpoint is a pickle and can run code.
-    """
-    key = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
-    old = os.environ.get(key)
-    os.environ[key] = "1"
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    if (obj is HistoryBuffer or isinstance(obj, HistoryBuffer)) and name in ("min", "max", "mean", "current"):
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(f"checkpoint asks for getattr({type(obj).__name__}, {name!r}): refused")
+
+
+def mmengine_safe_globals() -> list[Any]:
+    """What ``torch.load(weights_only=True)`` must admit for an mmengine checkpoint besides
+    tensors: NumPy arrays and dtypes (dataset metadata), mmengine's logging buffers and their
+    statistics methods (the message hub a run resumes), nothing that can run code."""
+    import numpy as np
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    dtypes = [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")]
+    return [np._core.multiarray._reconstruct, np._core.multiarray.scalar, np.ndarray, np.dtype, *dtypes,
+            HistoryBuffer, (_history_buffer_method, "builtins.getattr")]
+
+
+def read_checkpoint(path: Path, trusted: bool = False) -> Any:
+    """An mmengine/mmpose checkpoint read weights-only (tensors, containers and
+    :func:`mmengine_safe_globals`); ``trusted=True`` unpickles it fully, the named opt-in for a
+    file that needs more and whose origin the caller vouches for."""
+    import pickle
+
+    import torch
+
+    if trusted:
+        return torch.load(path, map_location="cpu", weights_only=False)  # the caller's explicit opt-in
     try:
-        yield
-    finally:
-        if old is None:
-            del os.environ[key]
-        else:
-            os.environ[key] = old
+        with torch.serialization.safe_globals(mmengine_safe_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = str(exc).split("WeightsUnpickler error:")[-1].strip().splitlines()[0]
+        raise pickle.UnpicklingError(
+            f"{path}: refused, it holds objects beyond weights and data ({reason}); unpickling it could run code. "
+            "If you trust the file, load it with trusted=True (Pose2DEstimator.load(..., trusted=True))"
+        ) from None
 
 
 # ----------------------------------------------------------------------------- COCO files
@@ -237,13 +261,15 @@ class Pose2DEstimator:
 
     @classmethod
     def load(
-        cls, source: str | Path, checkpoint: str | Path | None = None, device: str = "cpu"
+        cls, source: str | Path, checkpoint: str | Path | None = None, device: str = "cpu", *, trusted: bool = False
     ) -> Pose2DEstimator:
         """Build the model of a run directory (its config and best checkpoint) or of a config file.
 
         ``checkpoint`` (a local file: a run's checkpoint, an official mmpose COCO HRNet, an
         infant HRNet) overrides the run's; it must hold every weight of the config's model. A
-        config file without a checkpoint gives random weights (logged as a warning).
+        config file without a checkpoint gives random weights (logged as a warning). Checkpoints
+        are read weights-only (:func:`read_checkpoint`); ``trusted=True`` is the opt-in for one
+        that needs full unpickling.
         """
         source = Path(source)
         if source.is_dir():
@@ -265,7 +291,7 @@ class Pose2DEstimator:
         if checkpoint is None:
             log.warning("pose2d: no checkpoint given: %s has random weights", config.name)
         else:
-            load_weights(model, Path(checkpoint))
+            load_weights(model, Path(checkpoint), trusted)
         return cls(model, config, None if checkpoint is None else Path(checkpoint))
 
     def predict(
@@ -304,16 +330,17 @@ class Pose2DEstimator:
         return keypoints, scores
 
 
-def load_weights(model: torch.nn.Module, checkpoint: Path) -> None:
+def load_weights(model: torch.nn.Module, checkpoint: Path, trusted: bool = False) -> None:
     """Load a checkpoint that must fit ``model`` entirely: mmengine's (ours, mmpose 1.x model
-    zoo), mmpose 0.x's (``keypoint_head``, converted by mmpose) or a bare state dict.
+    zoo), mmpose 0.x's (``keypoint_head``, converted by mmpose) or a bare state dict, read by
+    :func:`read_checkpoint` (weights-only unless ``trusted``).
 
     mmengine's own loader only warns about missing weights, which would leave a silently random
     model; here a checkpoint of another architecture is an error. Unused extra weights are logged.
     """
     import torch
 
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)  # a file the user or we chose
+    ckpt = read_checkpoint(checkpoint, trusted)
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{checkpoint}: not a model checkpoint (no state_dict of tensors)")
@@ -638,7 +665,10 @@ def train_keypoints_2d(
     atomic_write_bytes(run_dir / RUN_CONFIG_FILE, config.pretty_text.encode())
 
     # pycocotools and CocoMetric print to stdout: that goes to a file beside mmengine's log
-    with _quiet(), trusted_checkpoints(), (run_dir / "stdout.log").open("a") as out, contextlib.redirect_stdout(out):
+    import torch
+
+    with (_quiet(), torch.serialization.safe_globals(mmengine_safe_globals()),  # mmengine's resume reads weights-only
+          (run_dir / "stdout.log").open("a") as out, contextlib.redirect_stdout(out)):
         runner = _runner(config)
         runner.register_hook(_progress_hook(run_dir))
         runner.train()
