@@ -19,7 +19,7 @@ the loss is 0. The kernel is a sum of ``kernel_num`` Gaussians
 :math:`b_m = \bar d \cdot \mathrm{mul}^{m - \lfloor M/2 \rfloor}` and :math:`\bar d` the mean
 squared distance between distinct points of the joint batch (held constant for the gradient).
 
-This matches the semantics of the author's DSAN code and of DeepDA (see REFERENCES.md), but runs
+This matches the semantics of the author's DSAN code and of DeepDA (jindongwang/transferlearning), but runs
 entirely in torch on the inputs' device and dtype: no NumPy, no host round trip, no
 synchronisation per step, and source and target batches may differ in size.
 """

@@ -1,6 +1,6 @@
 # HRNet-W32 top-down heatmap estimator at the paper's scale (mmengine config, mmpose 1.x).
 #
-# The settings of mmpose's td-hm_hrnet-w32_8xb64-210e_coco-256x192 (REFERENCES.md): input
+# The settings of mmpose's td-hm_hrnet-w32_8xb64-210e_coco-256x192 (its model zoo config): input
 # 192x256 (w x h), heatmaps 48x64, Gaussian sigma 2, 17 COCO keypoints, MSE loss with target
 # weights, Adam lr 5e-4 with a 500-iteration linear warm-up, x0.1 at epochs 170 and 200 of 210.
 # Differences, on purpose:
