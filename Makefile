@@ -20,6 +20,9 @@ SMIL ?=
 POSE2D_CHECKPOINT ?=
 POSE2D_CONFIG ?=
 PRETRAINED ?=
+# Files are read as data only (SECURITY.md); 1 is the opt-in to unpickle that file fully, for a legacy file you vouch for.
+TRUST_SMIL ?=
+TRUST_POSE2D_CHECKPOINT ?=
 
 .PHONY: venv test reproduce clean-venv
 
@@ -51,7 +54,8 @@ reproduce: venv
 	$(PY) -m aims_lib.reproduce --profile $(PROFILE) --seed $(SEED) --device $(DEVICE) $(if $(SEEDS),--train-seeds $(SEEDS)) \
 		$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(SMIL),--smil-model $(SMIL)) \
 		$(if $(POSE2D_CHECKPOINT),--pose2d-checkpoint $(POSE2D_CHECKPOINT)) $(if $(POSE2D_CONFIG),--pose2d-config $(POSE2D_CONFIG)) \
-		$(if $(PRETRAINED),--pretrained $(PRETRAINED))
+		$(if $(PRETRAINED),--pretrained $(PRETRAINED)) \
+		$(if $(TRUST_SMIL),--trust-smil-model) $(if $(TRUST_POSE2D_CHECKPOINT),--trust-pose2d-checkpoint)
 
 clean-venv:
 	rm -rf $(VENV)

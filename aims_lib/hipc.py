@@ -108,6 +108,7 @@ import torch
 from torch import Tensor, nn
 
 from aims_lib import taxonomy
+from aims_lib.safe_pickle import load_weights_file
 from aims_lib.threads import cpu_threads
 
 log = logging.getLogger(__name__)
@@ -468,7 +469,7 @@ def load_hipc(path: str | Path, device: str | torch.device = "cpu") -> HIPC:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"HIPC checkpoint not found: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain containers only
+    state = load_weights_file(path)
     if not isinstance(state, dict) or state.get("format") != HIPC_FORMAT:
         raise ValueError(f"{path}: not a HIPC checkpoint (format {HIPC_FORMAT!r})")
     model = HIPC(hierarchical=state["hierarchical"], dropout=state["dropout"])

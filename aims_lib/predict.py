@@ -68,6 +68,7 @@ import numpy as np
 
 from aims_lib import taxonomy
 from aims_lib.data.format import atomic_write_bytes
+from aims_lib.safe_pickle import load_weights_file
 
 if TYPE_CHECKING:
     from aims_lib.pose_branch.estimator import KeypointEstimator
@@ -271,7 +272,7 @@ class AIMSPosePredictor:
         if config.get("level") != "coarse":
             raise ValueError(f"{image_dir}: the full model needs a coarse image branch, got level {config.get('level')!r}")
         image_branch = ImageBranch(config["arch"], taxonomy.NUM_COARSE)
-        state = torch.load(image_dir / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
+        state = load_weights_file(image_dir / "checkpoints" / "best.pt")
         image_branch.load_state_dict(state["model"])
 
         pose2d = load_estimator(resolve("pose2d"), resolve("pose2d_checkpoint"), device,

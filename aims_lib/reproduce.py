@@ -286,6 +286,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                            "(default: the profile's)")
     real.add_argument("--pretrained", default="",
                       help="weights file of the profile's image-branch backbone (e.g. torchvision's ImageNet ResNet-50 for PROFILE=paper)")
+    trust = parser.add_argument_group("trust (SECURITY.md): files are read as data only unless you vouch for them")
+    trust.add_argument("--trust-smil-model", action="store_true",
+                       help="unpickle --smil-model fully (it may run code): only for a file whose origin you trust")
+    trust.add_argument("--trust-pose2d-checkpoint", action="store_true",
+                       help="unpickle --pose2d-checkpoint fully (it may run code): only for a file whose origin you trust")
     args = parser.parse_args(argv)
     if args.table is not None:
         results = json.loads(args.table.read_text())
@@ -311,6 +316,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                if (v := getattr(args, k))}
     if args.pose2d_config:
         params["pose2d_config"] = args.pose2d_config
+    for name, file in (("trust_smil_model", args.smil_model), ("trust_pose2d_checkpoint", args.pose2d_checkpoint)):
+        if getattr(args, name):
+            if not file:
+                parser.error(f"--{name.replace('_', '-')} names no file: give --{name[6:].replace('_', '-')} too")
+            params[name] = True
     try:
         results = reproduce(params, out_dir, selection)
     except NotebookFailed as exc:

@@ -65,3 +65,24 @@ def load_pickle(path: Path, trusted: bool = False, stand_ins: Callable[[str, str
     named opt-in for a file whose origin the caller vouches for)."""
     with Path(path).open("rb") as fh:
         return RestrictedUnpickler(fh, str(path), stand_ins, restricted=not trusted, encoding=encoding).load()
+
+
+def load_weights_file(path: str | Path, map_location: Any = "cpu") -> Any:
+    """A weights file (our checkpoints, a backbone's state dict) read with
+    ``torch.load(weights_only=True)``: tensors, plain containers, strings and numbers.
+
+    There is no trusted opt-in here on purpose: weights never need more, and what this project
+    writes never holds more; the error says how to re-save the tensors of a file one trusts.
+    """
+    import torch
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = [line.strip() for line in str(err).splitlines() if "GLOBAL" in line]
+        raise UnsafePickleError(
+            f"{path}: refuses to load: it holds objects beyond tensors and plain containers, and unpickling them "
+            f"could run code ({found[0] if found else type(err).__name__}). Weights never need them, so there is "
+            f"no opt-in here; if you trust the file, load it once yourself (torch.load(..., weights_only=False)) "
+            f"and torch.save only its tensors and plain values"
+        ) from err

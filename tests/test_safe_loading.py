@@ -82,7 +82,7 @@ def test_crafted_hipc_checkpoint_is_refused(tmp_path: Path) -> None:
 
     marker = tmp_path / "pwned"
     path = _crafted_torch_file(tmp_path / "hipc.pt", marker, {"format": HIPC_FORMAT})
-    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+    with pytest.raises(UnsafePickleError, match=r"hipc.pt: refuses to load.*posix.system.*no opt-in"):
         load_hipc(path)
     assert not marker.exists()
 
@@ -94,7 +94,7 @@ def test_crafted_image_branch_checkpoint_is_refused_on_resume(aims_tiny: Path, t
     run = tmp_path / "run"
     _crafted_torch_file(run / "checkpoints" / "last.pt", marker, {"epoch": 0})
     cfg = ImageTrainConfig(arch="resnet18", image_size=32, batch_size=4, epochs=1, iters_per_epoch=1)
-    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+    with pytest.raises(UnsafePickleError, match=r"last.pt: refuses to load.*no opt-in"):
         train_image_branch(aims_tiny, run, cfg)
     assert not marker.exists()
 
@@ -128,3 +128,53 @@ def test_mmengine_checkpoints_load_weights_only_and_crafted_ones_are_refused(tmp
     sneaky.write_bytes(b"\x80\x02c__builtin__\ngetattr\ncos\nsystem\nX\x04\x00\x00\x00pathq\x00\x86R.")
     with pytest.raises(pickle.UnpicklingError):
         k2d.read_checkpoint(sneaky)
+
+
+def test_crafted_image_branch_checkpoint_is_refused_by_the_predictor(tmp_path: Path) -> None:
+    """A run directory someone sends: its image branch's ``best.pt`` is read weights-only."""
+    from aims_lib.predict import AIMSPosePredictor, write_manifest
+
+    marker = tmp_path / "pwned"
+    image_dir = tmp_path / "image"
+    (image_dir / "checkpoints").mkdir(parents=True)
+    (image_dir / "config.json").write_text('{"level": "coarse", "arch": "resnet18"}')
+    _crafted_torch_file(image_dir / "checkpoints" / "best.pt", marker, {"model": {}})
+    (tmp_path / "pose2d").mkdir()
+    (tmp_path / "hipc.pt").write_bytes(b"")
+    write_manifest(tmp_path / "full", image_branch=image_dir, pose2d=tmp_path / "pose2d", hipc=tmp_path / "hipc.pt")
+    with pytest.raises(UnsafePickleError, match=r"best.pt: refuses to load.*no opt-in"):
+        AIMSPosePredictor.load(tmp_path / "full")
+    assert not marker.exists()
+
+
+def test_legacy_pose2d_checkpoint_needs_the_named_opt_in_to_start_training(tmp_path: Path) -> None:
+    """A checkpoint that needs full unpickling (old mmcv ones hold e.g. an argparse.Namespace) is
+    refused before training; with ``trust_checkpoint=True`` its weights start the run, and
+    mmengine reads only the tensors-only copy the run saved."""
+    import argparse
+
+    from aims_lib.pose_branch import keypoints2d as k2d
+
+    estimator = k2d.Pose2DEstimator.load(k2d.CPU_CONFIG)
+    legacy = tmp_path / "legacy.pth"
+    torch.save({"state_dict": estimator.model.state_dict(), "meta": {"args": argparse.Namespace(lr=0.1)}}, legacy)
+    data = Path(__file__).resolve().parents[1] / "data" / "fixtures" / "aims_tiny"
+    cfg = k2d.Pose2DTrainConfig(epochs=1, batch_size=4, checkpoint=str(legacy))
+    with pytest.raises(pickle.UnpicklingError, match=r"legacy.pth: refused.*argparse.Namespace.*TRUST_POSE2D_CHECKPOINT=1"):
+        k2d.train_keypoints_2d(data, tmp_path / "refused", cfg)
+    assert not (tmp_path / "refused" / "last_checkpoint").exists()  # nothing trained
+
+    run = tmp_path / "trusted"
+    k2d.train_keypoints_2d(data, run, k2d.Pose2DTrainConfig(epochs=1, batch_size=4, checkpoint=str(legacy), trust_checkpoint=True))
+    start = torch.load(run / "initial_weights.pth", weights_only=True)["state_dict"]
+    for name, value in estimator.model.state_dict().items():
+        torch.testing.assert_close(start[name], value, msg=name)
+    assert k2d.latest_checkpoint(run) is not None
+
+
+def test_reproduce_trust_flags_name_a_file(capsys: pytest.CaptureFixture[str]) -> None:
+    from aims_lib.reproduce import main
+
+    with pytest.raises(SystemExit):
+        main(["--trust-smil-model", "--only", "03"])
+    assert "--trust-smil-model names no file: give --smil-model too" in capsys.readouterr().err

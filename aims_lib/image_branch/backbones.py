@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from aims_lib.data.torch_datasets import IMAGENET_NORMALIZATION, TF_LITE_NORMALIZATION, Normalization
+from aims_lib.safe_pickle import load_weights_file
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
     """A state dict from a file: plain, or under ``state_dict``/``model`` of a checkpoint."""
     if not path.is_file():
         raise FileNotFoundError(f"pretrained weights not found: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_weights_file(path)
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]

@@ -58,6 +58,7 @@ from aims_lib.image_branch.model import ImageBranch
 from aims_lib.image_branch.trunk_cache import TrunkFeatureDataset, load_or_build_trunk_cache
 from aims_lib.lmmd import lmmd_loss
 from aims_lib.profiles import Profile
+from aims_lib.safe_pickle import load_weights_file
 
 log = logging.getLogger(__name__)
 
@@ -322,7 +323,7 @@ def train_image_branch(
     start_epoch, best_acc = 0, -1.0
     last = ckpt_dir / "last.pt"
     if last.exists():
-        state = torch.load(last, map_location=device, weights_only=True)
+        state = load_weights_file(last, map_location=device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, best_acc, history = state["epoch"] + 1, state["best_val_acc"], state["history"]
@@ -392,7 +393,7 @@ def finalize_run(
     device: torch.device, inputs: _Inputs,
 ) -> dict[str, Any]:
     """Reload the best checkpoint, predict every image, write ``outputs.npz`` and ``metrics.json``."""
-    best = torch.load(run_dir / "checkpoints" / "best.pt", map_location=device, weights_only=True)
+    best = load_weights_file(run_dir / "checkpoints" / "best.pt", map_location=device)
     model.load_state_dict(best["model"])
     logits, feats, ids = predict(model, inputs(ds.samples, train=False), device, num_workers=cfg.num_workers, start=inputs.start)
     buf = io.BytesIO()

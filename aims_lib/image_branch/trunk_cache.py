@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from aims_lib.data.format import DOMAINS, AimsDataset, Sample, atomic_write_bytes
 from aims_lib.data.torch_datasets import ImageDataset
 from aims_lib.image_branch.model import ImageBranch
+from aims_lib.safe_pickle import load_weights_file
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def load_or_build_trunk_cache(
     stages = model.backbone.frozen_stages
     path = cache_dir / f"trunk_{model.arch}_{stages}stages_{image_size}px_{cache_key(dataset, model.arch, weights, stages, image_size)}.pt"
     if path.is_file():
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_weights_file(path)
         log.info("trunk cache read from %s", path)
         return TrunkCache(state["image_id"].numpy(), state["features"], int(state["stages"]))
     cache = build_trunk_cache(model, dataset, image_size, device, num_workers=num_workers)

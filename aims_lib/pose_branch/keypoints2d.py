@@ -156,7 +156,8 @@ def read_checkpoint(path: Path, trusted: bool = False) -> Any:
         reason = str(exc).split("WeightsUnpickler error:")[-1].strip().splitlines()[0]
         raise pickle.UnpicklingError(
             f"{path}: refused, it holds objects beyond weights and data ({reason}); unpickling it could run code. "
-            "If you trust the file, load it with trusted=True (Pose2DEstimator.load(..., trusted=True))"
+            "If you trust the file, load it with trusted=True (Pose2DEstimator.load(..., trusted=True), "
+            "Pose2DTrainConfig(trust_checkpoint=True), make reproduce TRUST_POSE2D_CHECKPOINT=1)"
         ) from None
 
 
@@ -478,6 +479,7 @@ class Pose2DTrainConfig:
     epochs: int | None = None
     batch_size: int | None = None
     checkpoint: str | None = None  # initial weights (a local file); None: from scratch
+    trust_checkpoint: bool = False  # opt-in: unpickle `checkpoint` fully (a legacy file whose origin you vouch for)
     seed: int = 0
     num_workers: int = 0
     predict_batch_size: int = 8  # inference batch (on 2 CPU cores, Lite0 with flip test: 68 img/s at 8, 45 at 32)
@@ -654,11 +656,11 @@ def train_keypoints_2d(
     config = build_run_config(cfg, coco, ds.root, run_dir, len(sets["train"]))
     resume_from = latest_checkpoint(run_dir)
     config.resume = resume_from is not None
-    config.load_from = None if resume_from is not None else cfg.checkpoint
+    config.load_from = None
     if resume_from is not None:
         log.info("pose2d: resuming %s from %s", run_dir, resume_from.name)
     elif cfg.checkpoint is not None:
-        _check_fits(config, Path(cfg.checkpoint))
+        config.load_from = str(_initial_weights(config, Path(cfg.checkpoint), cfg.trust_checkpoint, run_dir))
         log.info("pose2d: initial weights from %s", cfg.checkpoint)
     else:
         log.info("pose2d: no checkpoint given: training %s from scratch", Path(cfg.config).name)
@@ -675,13 +677,23 @@ def train_keypoints_2d(
     return finalize_run(ds, run_dir, cfg, resumed=resume_from is not None)
 
 
-def _check_fits(config: Config, checkpoint: Path) -> None:
-    """Fail before training when the initial checkpoint is of another architecture."""
+def _initial_weights(config: Config, checkpoint: Path, trusted: bool, run_dir: Path) -> Path:
+    """The initial checkpoint checked against the run's model (another architecture fails here,
+    before training), its names converted, saved as tensors only for mmengine to load: the one
+    full unpickling a trusted legacy file needs happens here, never inside mmengine."""
+    import io
+
+    import torch
     from mmpose.apis import init_model
 
     with _quiet():
         model = init_model(config, None, device="cpu")
-    load_weights(model, checkpoint)
+    load_weights(model, checkpoint, trusted)
+    buf = io.BytesIO()
+    torch.save({"state_dict": model.state_dict(), "meta": {"source": str(checkpoint)}}, buf)
+    path = run_dir / "initial_weights.pth"
+    atomic_write_bytes(path, buf.getvalue())
+    return path
 
 
 def _device() -> str:
