@@ -198,3 +198,30 @@ def test_atomic_write_gives_plain_permissions(tmp_path):
     atomic_write_bytes(tmp_path / "x.json", b"{}")
     assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o666 & ~fmt._UMASK
     assert (tmp_path / "x.json").read_bytes() == b"{}" and not list(tmp_path.glob(".x.json.*"))
+
+
+# --- reader checks of issue #16 (item 3) --------------------------------------------------
+
+
+def test_visible_keypoint_far_outside_the_image(raw, aims_tiny):
+    w = raw["images"][0]["width"]  # 48x40
+    raw["annotations"][0]["keypoints"][3 * 9:3 * 9 + 3] = [w * 1.2, 20.0, 2]  # 20 % out: allowed
+    raw["annotations"][0]["keypoints"][3 * 10:3 * 10 + 3] = [500.0, 20.0, 0]  # unlabelled: ignored
+    validate(raw, "fixture.json", aims_tiny.parent)
+    raw["annotations"][0]["keypoints"][3 * 9:3 * 9 + 3] = [w * 1.6, 20.0, 2]  # 60 % out
+    msg = _check(raw, aims_tiny.parent, match=r"annotations\[0\] \(id=101\): field 'keypoints'")
+    assert "keypoint 9 (left_wrist)" in msg and "(76.8, 20.0)" in msg and "48x40" in msg
+
+
+@pytest.mark.parametrize("fld, index", [("keypoints", 4), ("bbox", 1)])
+def test_numbers_given_as_strings(raw, aims_tiny, fld, index):
+    raw["annotations"][1][fld][index] = str(raw["annotations"][1][fld][index])
+    msg = _check(raw, aims_tiny.parent, match=rf"annotations\[1\] \(id=102\): field '{fld}': expected numbers")
+    assert f"{raw['annotations'][1][fld][index]!r}" in msg and "(a string)" in msg
+
+
+@pytest.mark.parametrize("bad", ["../outside.png", "/etc/passwd", "images/../../x.png", "C:\\data\\x.png"])
+def test_file_name_escaping_the_dataset_folder(raw, aims_tiny, bad):
+    raw["images"][2]["file_name"] = bad
+    msg = _check(raw, aims_tiny.parent, match=r"images\[2\] \(id=3\): field 'file_name'")
+    assert "outside the dataset folder" in msg and repr(bad) in msg

@@ -108,3 +108,126 @@ def test_cli_rejects_missing_paths(tmp_path):
         capture_output=True, text=True,
     )
     assert proc.returncode == 2 and "--coco: file not found" in proc.stderr
+
+
+# --- input checks of issue #16 (item 2) ---------------------------------------------------
+
+COCO_NAME = "person_keypoints_train_infant.json"
+
+
+def _copy(syrip_tiny, tmp_path):
+    """A writable copy of the fixture; returns (coco path, images dir, labels path, parsed coco)."""
+    src = tmp_path / "syrip"
+    shutil.copytree(syrip_tiny, src)
+    coco = src / "annotations" / COCO_NAME
+    return coco, src / "images" / "train_infant", src / "aims_labels.csv", json.loads(coco.read_text())
+
+
+def test_partly_filled_split_column_is_an_error(syrip_tiny, tmp_path):
+    coco, images, labels, _ = _copy(syrip_tiny, tmp_path)
+    rows = labels.read_text().splitlines()
+    filled = [rows[0] + ",split", rows[1] + ",test"] + [r + "," for r in rows[2:]]
+    labels.write_text("\n".join(filled) + "\n")
+    with pytest.raises(DatasetError, match=r"aims_labels.csv: line 3 \(train00002.jpg\): field 'split': empty") as err:
+        import_syrip(coco, images, labels, tmp_path / "o")
+    assert "line 2 has 'test'" in str(err.value) and "6 of 7 rows" in str(err.value)
+    assert not (tmp_path / "o").exists()  # nothing written, nothing re-split
+    # A complete split column that contradicts --split is refused too (no silent override).
+    labels.write_text("\n".join([rows[0] + ",split"] + [r + ",test" for r in rows[1:]]) + "\n")
+    with pytest.raises(DatasetError, match=r"aims_labels.csv: line 2 \(train00001.jpg\): field 'split': 'test' conflicts with --split train"):
+        import_syrip(coco, images, labels, tmp_path / "o", split="train")
+
+
+def test_duplicate_coco_image_id_is_an_error(syrip_tiny, tmp_path):
+    coco, images, labels, data = _copy(syrip_tiny, tmp_path)
+    data["images"][1]["id"] = data["images"][0]["id"]
+    coco.write_text(json.dumps(data))
+    with pytest.raises(DatasetError, match=rf"{COCO_NAME}: images\[1\] \(train00002.jpg\): field 'id': duplicate image id 1 \(also images\[0\]\)"):
+        import_syrip(coco, images, labels, tmp_path / "o")
+
+
+def test_several_annotations_keep_the_most_labelled_with_a_warning(syrip_tiny, tmp_path):
+    coco, images, labels, data = _copy(syrip_tiny, tmp_path)
+    extra = json.loads(json.dumps(data["annotations"][0]))
+    extra["id"] = 99
+    extra["keypoints"][2::3] = [2.0] * 10 + [0.0] * 7  # fewer labelled keypoints
+    data["annotations"].insert(0, extra)  # first in file order, but not kept
+    coco.write_text(json.dumps(data))
+    with pytest.warns(UserWarning, match=r"train00001.jpg.*2 annotations.*kept annotation id 1 \(17 labelled keypoints\).*dropped \[99\]"):
+        report = import_syrip(coco, images, labels, tmp_path / "o")
+    assert report["several_annotations"] == [{"file_name": "train00001.jpg", "kept": 1, "dropped": [99]}]
+    s = next(s for s in load_dataset(tmp_path / "o").samples if s.file_name.endswith("train00001.jpg"))
+    assert (s.visibility > 0).sum() == 17
+
+
+@pytest.mark.parametrize("bad", ["../train00001.jpg", "/data/train00001.jpg", "sub/../../x.jpg", "C:\\x.jpg"])
+def test_absolute_or_parent_file_names_are_rejected(syrip_tiny, tmp_path, bad):
+    coco, images, labels, data = _copy(syrip_tiny, tmp_path)
+    data["images"][6]["file_name"] = bad  # train00007 has no label: today it is skipped silently
+    coco.write_text(json.dumps(data))
+    with pytest.raises(DatasetError, match=rf"{COCO_NAME}: images\[6\].*field 'file_name'.*outside the images directory"):
+        import_syrip(coco, images, labels, tmp_path / "o")
+
+
+def test_bbox_partly_outside_is_clipped_with_a_warning(syrip_tiny, tmp_path):
+    coco, images, labels, data = _copy(syrip_tiny, tmp_path)
+    data["annotations"][0]["bbox"] = [-5.0, 3.0, 44.0, 50.0]  # image is 48x40
+    coco.write_text(json.dumps(data))
+    with pytest.warns(UserWarning, match=rf"{COCO_NAME}: annotations\[0\] \(id=1, train00001.jpg\): field 'bbox'.*outside the 48x40 image; clipped to \[0.0, 3.0, 39.0, 37.0\]"):
+        import_syrip(coco, images, labels, tmp_path / "o")
+    raw = json.loads((tmp_path / "o" / "annotations.json").read_text())
+    entry = next(i for i in raw["images"] if i["source_file_name"] == "train00001.jpg")
+    ann = next(a for a in raw["annotations"] if a["image_id"] == entry["id"])
+    assert ann["bbox"] == [0.0, 3.0, 39.0, 37.0]
+
+
+def test_excel_csv_with_bom_is_read(syrip_tiny, tmp_path):
+    coco, images, labels, _ = _copy(syrip_tiny, tmp_path)
+    labels.write_bytes("\r\n".join(labels.read_text().splitlines()).encode("utf-8-sig"))
+    assert import_syrip(coco, images, labels, tmp_path / "o")["imported"] == 7
+
+
+def test_non_utf8_input_names_the_file(syrip_tiny, tmp_path):
+    coco, images, labels, data = _copy(syrip_tiny, tmp_path)
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes(labels.read_bytes() + "bébé.jpg,Standing\n".encode("latin-1"))
+    with pytest.raises(DatasetError, match=r"latin1.csv: not UTF-8 text"):
+        import_syrip(coco, images, latin1, tmp_path / "o")
+    data["images"][6]["file_name"] = "bébé.jpg"
+    coco.write_bytes(json.dumps(data, ensure_ascii=False).encode("latin-1"))
+    with pytest.raises(DatasetError, match=rf"{COCO_NAME}: not UTF-8 text"):
+        import_syrip(coco, images, labels, tmp_path / "o")
+
+
+def test_unreadable_or_wrongly_sized_image_is_caught_at_import(syrip_tiny, tmp_path):
+    from PIL import Image
+
+    coco, images, labels, _ = _copy(syrip_tiny, tmp_path)
+    (images / "train00002.jpg").write_bytes(b"not an image")
+    with pytest.raises(DatasetError, match=rf"{COCO_NAME}: images\[1\] \(train00002.jpg\): field 'file_name': cannot read image .*train00002.jpg"):
+        import_syrip(coco, images, labels, tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+    Image.new("RGB", (10, 12)).save(images / "train00002.jpg", format="JPEG")
+    with pytest.raises(DatasetError, match=r"images\[1\] \(train00002.jpg\): field 'width'.*image is 10x12, COCO says 48x40"):
+        import_syrip(coco, images, labels, tmp_path / "o")
+
+
+def test_input_errors_name_the_input_file_not_the_output(syrip_tiny, tmp_path):
+    coco, images, labels, data = _copy(syrip_tiny, tmp_path)
+    data["annotations"][2]["keypoints"][5] = 3.0  # visibility flag 3
+    coco.write_text(json.dumps(data))
+    with pytest.raises(DatasetError, match=r"visibility flags must be 0, 1 or 2") as err:
+        import_syrip(coco, images, labels, tmp_path / "o")
+    assert str(err.value).startswith(f"{coco}: annotations[2] (id=3, train00003.jpg): field 'keypoints'")
+    assert "annotations.json" not in str(err.value) and not (tmp_path / "o").exists()
+
+
+def test_reimport_replaces_a_stale_copy_of_the_same_size(syrip_tiny, tmp_path):
+    coco, images, labels, _ = _copy(syrip_tiny, tmp_path)
+    out = tmp_path / "o"
+    import_syrip(coco, images, labels, out)
+    copy = out / "images" / "train00001.jpg"
+    stale = bytes(b ^ 0xFF for b in copy.read_bytes())  # same size, other content
+    copy.write_bytes(stale)
+    import_syrip(coco, images, labels, out)
+    assert copy.read_bytes() == (images / "train00001.jpg").read_bytes()

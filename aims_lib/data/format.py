@@ -13,7 +13,13 @@ few extra fields, documented in ``data/README.md``:
 
 Every image holds exactly one infant, so every image has exactly one annotation.
 :func:`load_dataset` rejects bad input with a :class:`DatasetError` naming the file, the entry
-and the field; :func:`write_dataset` validates first and writes atomically.
+and the field; :func:`write_dataset` validates first and writes atomically. Beyond the COCO
+structure it rejects numbers given as strings (``"12.5"`` would otherwise be converted
+silently), labelled keypoints more than :data:`KEYPOINT_MARGIN` of the image size outside the
+image (a unit or scale error, not an occluded limb) and image file names that leave the
+dataset folder (absolute paths, ``..``), so that a file cannot make a reader open other files.
+Importers reuse :func:`check_keypoints_2d`, :func:`check_numbers` and :func:`path_escape` so
+that they reject the same input and name their own input file.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
@@ -41,6 +47,11 @@ SOURCES: Final[tuple[str, ...]] = ("embedded-generator", "import")
 ANNOTATIONS_FILE: Final[str] = "annotations.json"
 #: Tolerance of the 3D convention check (pelvis at the origin, nose at distance 1).
 KEYPOINTS_3D_TOL: Final[float] = 1e-3
+#: How far outside its image a labelled keypoint may lie, as a fraction of the image width
+#: (for x) or height (for y). Some margin is needed: annotators place occluded or cut-off limbs
+#: slightly outside the frame, where they would be. Half the image size beyond the border is no
+#: longer such a limb but a coordinate in the wrong units or frame.
+KEYPOINT_MARGIN: Final[float] = 0.5
 
 Domain = Literal["synthetic", "real"]
 Split = Literal["train", "val", "test"]
@@ -161,9 +172,42 @@ def _require(d: Mapping[str, Any], key: str, where: _Where, entry: str) -> Any:
     return d[key]
 
 
+def _first_non_number(value: Any, index: tuple[int, ...] = ()) -> tuple[list[int], Any] | None:
+    """Index and value of the first element of a nested list that is not an int or a float.
+
+    ``np.asarray(..., dtype=float)`` would accept ``"12.5"`` and ``True``; a file holding them
+    was written by something that does not follow the format, so they are rejected, not cast.
+    """
+    if isinstance(value, np.ndarray) and value.dtype.kind in "iuf":
+        return None
+    if isinstance(value, (list, tuple, np.ndarray)):
+        for k, v in enumerate(value):
+            found = _first_non_number(v, (*index, k))
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return list(index), value
+    return None
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return "a string"
+    return "a boolean" if isinstance(value, bool) else f"a {type(value).__name__}"
+
+
 def _finite_array(
     value: Any, shape: tuple[int, ...], where: _Where, entry: str, fld: str
 ) -> np.ndarray:
+    bad = _first_non_number(value)
+    if bad is not None:
+        index, item = bad
+        raise where.error(
+            entry, fld, f"expected numbers, got {item!r} ({_kind(item)}) at index {index}"
+        )
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -177,6 +221,66 @@ def _finite_array(
         bad = np.argwhere(~np.isfinite(arr))[0].tolist()
         raise where.error(entry, fld, f"non-finite value {arr[tuple(bad)]} at index {bad}")
     return arr
+
+
+def check_numbers(
+    value: Any, shape: tuple[int, ...], source: str, entry: str, fld: str
+) -> np.ndarray:
+    """``value`` as a finite float array of ``shape``; a :class:`DatasetError` naming ``source``,
+    ``entry`` and ``fld`` for strings, booleans, NaN, infinity or a wrong count."""
+    return _finite_array(value, shape, _Where(source), entry, fld)
+
+
+def _keypoints_2d(value: Any, width: int, height: int, where: _Where, entry: str) -> np.ndarray:
+    n_values = len(value) if isinstance(value, list) else -1
+    if n_values != 3 * taxonomy.NUM_KEYPOINTS:
+        raise where.error(
+            entry,
+            "keypoints",
+            f"expected {taxonomy.NUM_KEYPOINTS} keypoints ({3 * taxonomy.NUM_KEYPOINTS} values),"
+            f" got {n_values if n_values >= 0 else type(value).__name__}"
+            + (f" ({n_values / 3:g} keypoints)" if n_values >= 0 else ""),
+        )
+    kps = _finite_array(value, (taxonomy.NUM_KEYPOINTS, 3), where, entry, "keypoints")
+    vis = kps[:, 2]
+    if not np.isin(vis, (0, 1, 2)).all():
+        raise where.error(entry, "keypoints", f"visibility flags must be 0, 1 or 2, got {vis}")
+    lo = -KEYPOINT_MARGIN * np.array([width, height])
+    hi = (1.0 + KEYPOINT_MARGIN) * np.array([width, height])
+    far = (vis > 0) & ((kps[:, :2] < lo) | (kps[:, :2] > hi)).any(axis=1)
+    if far.any():
+        k = int(np.argmax(far))
+        raise where.error(
+            entry,
+            "keypoints",
+            f"labelled keypoint {k} ({taxonomy.KEYPOINTS[k]}) at ({kps[k, 0]:.1f}, {kps[k, 1]:.1f})"
+            f" lies more than {KEYPOINT_MARGIN:.0%} of the image size outside its {width}x{height}"
+            " image (pixel coordinates of this image expected)",
+        )
+    return kps
+
+
+def check_keypoints_2d(
+    value: Any, width: int, height: int, source: str, entry: str
+) -> np.ndarray:
+    """COCO ``keypoints`` of a ``width`` x ``height`` image as a (17, 3) array, checked as the
+    reader checks them: 51 numbers, finite, flags 0/1/2, labelled points within
+    :data:`KEYPOINT_MARGIN`. Errors name ``source``, ``entry`` and the field."""
+    return _keypoints_2d(value, width, height, _Where(source), entry)
+
+
+def path_escape(file_name: str) -> str | None:
+    """Why ``file_name`` would leave the folder it is relative to, or ``None`` if it stays.
+
+    Checked lexically, for POSIX and Windows spellings alike, since a dataset file may be read
+    on either: an absolute path or a drive, or a ``..`` component.
+    """
+    win = PureWindowsPath(file_name)
+    if PurePosixPath(file_name).is_absolute() or win.anchor:
+        return "absolute path"
+    if ".." in win.parts:
+        return "'..' component"
+    return None
 
 
 def _validate_image(img: Any, i: int, where: _Where) -> dict[str, Any]:
@@ -194,6 +298,14 @@ def _validate_image(img: Any, i: int, where: _Where) -> dict[str, Any]:
     file_name = _require(img, "file_name", where, entry)
     if not isinstance(file_name, str) or not file_name:
         raise where.error(entry, "file_name", f"expected a non-empty path, got {file_name!r}")
+    escape = path_escape(file_name)
+    if escape is not None:
+        raise where.error(
+            entry,
+            "file_name",
+            f"{file_name!r} lies outside the dataset folder ({escape}); "
+            "image paths must be relative to the dataset folder and stay inside it",
+        )
     try:
         fine = taxonomy.parse_fine(_require(img, "aims_fine", where, entry))
     except taxonomy.LabelError as exc:
@@ -245,19 +357,8 @@ def _validate_annotation(
         raise where.error(entry, "category_id", f"expected 1 (person), got {ann['category_id']!r}")
 
     kps = _require(ann, "keypoints", where, entry)
-    n_values = len(kps) if isinstance(kps, list) else -1
-    if n_values != 3 * taxonomy.NUM_KEYPOINTS:
-        raise where.error(
-            entry,
-            "keypoints",
-            f"expected {taxonomy.NUM_KEYPOINTS} keypoints ({3 * taxonomy.NUM_KEYPOINTS} values),"
-            f" got {n_values if n_values >= 0 else type(kps).__name__}"
-            + (f" ({n_values / 3:g} keypoints)" if n_values >= 0 else ""),
-        )
-    kps_arr = _finite_array(kps, (taxonomy.NUM_KEYPOINTS, 3), where, entry, "keypoints")
+    kps_arr = _keypoints_2d(kps, img["width"], img["height"], where, entry)
     vis = kps_arr[:, 2]
-    if not np.isin(vis, (0, 1, 2)).all():
-        raise where.error(entry, "keypoints", f"visibility flags must be 0, 1 or 2, got {vis}")
 
     bbox = _finite_array(_require(ann, "bbox", where, entry), (4,), where, entry, "bbox")
     x, y, w, h = bbox

@@ -13,6 +13,28 @@ checked against it: a disagreement is reported (printed and listed in
 and counted (the paper withdrew about 5 % of SyRIP's real images that fit no AIMS class).
 Images are copied into ``OUT/images`` so that the imported set is self-contained; the source
 files are never modified.
+
+Input is checked before anything is written, and every error names the input file (not the
+output), the entry and the field:
+
+* both files must be UTF-8 (a byte-order mark, as Excel writes, is accepted);
+* the ``split`` column is all or nothing: filled for some rows and empty for others is an
+  error, never a reason to re-split (a new split would move test images into training); a
+  filled column that contradicts ``--split`` is an error too;
+* COCO image ids and file names are unique, and file names are relative paths inside
+  ``--images`` (no absolute path, no ``..``);
+* every imported image must decode, at the width and height that COCO gives;
+* keypoints are checked as the dataset reader checks them
+  (:func:`aims_lib.data.format.check_keypoints_2d`);
+* several annotations for one image: SyRIP holds one infant per image, so this policy keeps
+  the annotation with the most labelled keypoints (ties: the first in the file), warns naming
+  the image and the dropped annotation ids, and lists them in the report under
+  ``several_annotations``;
+* a bbox partly outside its image is clipped to it with a warning naming it; a bbox wholly
+  outside is an error.
+
+Image copies are compared with their source by content, so a re-import over an older output
+replaces every stale copy.
 """
 
 from __future__ import annotations
@@ -20,22 +42,26 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import shutil
 import sys
+import warnings
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from aims_lib import taxonomy
 from aims_lib.data.format import (
     SPLITS,
     DatasetError,
     atomic_write_bytes,
+    check_keypoints_2d,
+    check_numbers,
     new_dataset,
+    path_escape,
     write_dataset,
 )
 
@@ -45,36 +71,70 @@ AUTO_TEST_FRACTION = 198 / 750
 AUTO_VAL_FRACTION = 0.10
 
 
-def read_label_table(path: Path) -> dict[str, dict[str, str]]:
-    """``file_name`` -> {"fine": canonical label, "split": split or ""}; errors name the row."""
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        columns = [c.strip() for c in reader.fieldnames or []]
-        if "file_name" not in columns:
-            raise DatasetError(f"{path}: header: column 'file_name' missing (found {columns})")
-        fine_col = next((c for c in FINE_COLUMNS if c in columns), None)
-        if fine_col is None:
-            raise DatasetError(
-                f"{path}: header: no fine-label column (one of {', '.join(FINE_COLUMNS)}); "
-                f"found {columns}"
-            )
-        table: dict[str, dict[str, str]] = {}
-        for line, row in enumerate(reader, start=2):
-            row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
-            name = row["file_name"]
-            try:
-                fine = taxonomy.parse_fine(row[fine_col])
-            except taxonomy.LabelError as exc:
-                raise DatasetError(f"{path}: line {line} ({name}): field '{fine_col}': {exc}") from None
-            split = row.get("split", "")
-            if split and split not in SPLITS:
+def _not_utf8(path: Path, exc: UnicodeDecodeError, hint: str = "") -> DatasetError:
+    bad = exc.object[exc.start : exc.start + 1]
+    return DatasetError(f"{path}: not UTF-8 text ({exc.reason}: byte {bad!r}); save it as UTF-8{hint}")
+
+
+def read_label_table(path: Path, split: str = "auto") -> dict[str, dict[str, str]]:
+    """``file_name`` -> {"fine": canonical label, "split": split or ""}; errors name the row.
+
+    The ``split`` column must be filled for every row or for none (a partial column is an
+    error, never re-split); with ``split`` other than ``"auto"`` (the import's ``--split``) a
+    filled value must agree with it.
+    """
+    table: dict[str, dict[str, str]] = {}
+    first_filled: tuple[int, str, str] | None = None
+    first_empty: tuple[int, str] | None = None
+    n_empty = 0
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            columns = [c.strip() for c in reader.fieldnames or []]
+            if "file_name" not in columns:
+                raise DatasetError(f"{path}: header: column 'file_name' missing (found {columns})")
+            fine_col = next((c for c in FINE_COLUMNS if c in columns), None)
+            if fine_col is None:
                 raise DatasetError(
-                    f"{path}: line {line} ({name}): field 'split': unknown value {split!r}; "
-                    f"valid: {', '.join(SPLITS)}"
+                    f"{path}: header: no fine-label column (one of {', '.join(FINE_COLUMNS)}); "
+                    f"found {columns}"
                 )
-            if name in table:
-                raise DatasetError(f"{path}: line {line}: field 'file_name': duplicate {name!r}")
-            table[name] = {"fine": fine, "split": split}
+            for row in reader:
+                line = reader.line_num
+                row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
+                name = row["file_name"]
+                try:
+                    fine = taxonomy.parse_fine(row[fine_col])
+                except taxonomy.LabelError as exc:
+                    raise DatasetError(f"{path}: line {line} ({name}): field '{fine_col}': {exc}") from None
+                row_split = row.get("split", "")
+                if row_split and row_split not in SPLITS:
+                    raise DatasetError(
+                        f"{path}: line {line} ({name}): field 'split': unknown value {row_split!r}; "
+                        f"valid: {', '.join(SPLITS)}"
+                    )
+                if row_split and split != "auto" and row_split != split:
+                    raise DatasetError(
+                        f"{path}: line {line} ({name}): field 'split': {row_split!r} conflicts with "
+                        f"--split {split}; drop the column or the option"
+                    )
+                if row_split and first_filled is None:
+                    first_filled = (line, name, row_split)
+                if not row_split:
+                    n_empty += 1
+                    first_empty = first_empty or (line, name)
+                if name in table:
+                    raise DatasetError(f"{path}: line {line}: field 'file_name': duplicate {name!r}")
+                table[name] = {"fine": fine, "split": row_split}
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, exc, " (in Excel: 'CSV UTF-8')") from None
+    if first_filled is not None and first_empty is not None:
+        raise DatasetError(
+            f"{path}: line {first_empty[0]} ({first_empty[1]}): field 'split': empty, but line "
+            f"{first_filled[0]} has {first_filled[2]!r}; fill the split of every row or of none "
+            f"({n_empty} of {len(table)} rows have none); a partial column is never re-split, "
+            "since a new split would move test images into training"
+        )
     return table
 
 
@@ -109,7 +169,8 @@ def _bbox_from_keypoints(kps: np.ndarray, width: int, height: int) -> list[float
     labelled = kps[kps[:, 2] > 0, :2]
     if len(labelled) == 0:
         return [0.0, 0.0, float(width), float(height)]
-    lo, hi = labelled.min(0), labelled.max(0)
+    size = np.array([width, height], dtype=np.float64)
+    lo, hi = np.clip(labelled.min(0), 0.0, size), np.clip(labelled.max(0), 0.0, size)
     pad = 0.1 * (hi - lo).max() + 2.0
     x0, y0 = max(0.0, lo[0] - pad), max(0.0, lo[1] - pad)
     x1, y1 = min(float(width), hi[0] + pad), min(float(height), hi[1] + pad)
@@ -123,6 +184,34 @@ def _clip_bbox(bbox: Sequence[float], width: int, height: int) -> list[float]:
     return [x0, y0, x1 - x0, y1 - y0]
 
 
+def _read_coco(path: Path) -> dict[str, Any]:
+    try:
+        coco = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, exc) from None
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(coco, dict):
+        raise DatasetError(f"{path}: expected a JSON object at the top level")
+    for key in ("images", "annotations"):
+        if not isinstance(coco.get(key), list):
+            raise DatasetError(f"{path}: top level: field '{key}': missing or not a list")
+    for key in ("images", "annotations"):
+        for i, item in enumerate(coco[key]):
+            if not isinstance(item, Mapping):
+                raise DatasetError(
+                    f"{path}: {key}[{i}]: expected an object, got {type(item).__name__}"
+                )
+    return coco
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """Decode the whole image (not just its header), so that a truncated file fails here."""
+    with Image.open(path) as im:
+        im.load()
+        return im.size
+
+
 def import_syrip(
     coco_path: Path,
     images_dir: Path,
@@ -132,39 +221,150 @@ def import_syrip(
     seed: int = 0,
     domain: str | None = None,
 ) -> dict[str, Any]:
-    """Convert; returns the import report (also written to ``out_dir/import_report.json``)."""
+    """Convert; returns the import report (also written to ``out_dir/import_report.json``).
+
+    Everything is checked before ``out_dir`` is touched, so bad input leaves no partial output.
+    """
     if split not in (*SPLITS, "auto"):
         raise ValueError(f"--split must be auto, train, val or test, got {split!r}")
-    try:
-        coco = json.loads(coco_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"{coco_path}: not valid JSON: {exc}") from None
-    for key in ("images", "annotations"):
-        if not isinstance(coco.get(key), list):
-            raise DatasetError(f"{coco_path}: top level: field '{key}': missing or not a list")
-    labels = read_label_table(labels_path)
+    coco = _read_coco(coco_path)
+    labels = read_label_table(labels_path, split)
+    src = str(coco_path)
 
-    anns_by_image: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-    for ann in coco["annotations"]:
-        anns_by_image[ann.get("image_id")].append(ann)
+    index_of_id: dict[int, int] = {}
+    index_of_name: dict[str, int] = {}
+    for i, img in enumerate(coco["images"]):
+        name = img.get("file_name")
+        if not isinstance(name, str) or not name:
+            raise DatasetError(
+                f"{coco_path}: images[{i}]: field 'file_name': missing or not a path: {name!r}"
+            )
+        entry = f"images[{i}] ({name})"
+        escape = path_escape(name)
+        if escape is not None:
+            raise DatasetError(
+                f"{coco_path}: {entry}: field 'file_name': {name!r} lies outside the images "
+                f"directory ({escape}); file names must be relative to --images"
+            )
+        image_id = img.get("id")
+        if not isinstance(image_id, int) or isinstance(image_id, bool):
+            raise DatasetError(
+                f"{coco_path}: {entry}: field 'id': expected an integer, got {image_id!r}"
+            )
+        if image_id in index_of_id:
+            raise DatasetError(
+                f"{coco_path}: {entry}: field 'id': duplicate image id {image_id} "
+                f"(also images[{index_of_id[image_id]}])"
+            )
+        if name in index_of_name:
+            raise DatasetError(
+                f"{coco_path}: {entry}: field 'file_name': duplicate {name!r} "
+                f"(also images[{index_of_name[name]}])"
+            )
+        index_of_id[image_id] = i
+        index_of_name[name] = i
+
+    anns_by_image: dict[Any, list[int]] = defaultdict(list)
+    for j, ann in enumerate(coco["annotations"]):
+        anns_by_image[ann.get("image_id")].append(j)
 
     unlabelled: list[str] = []
     disagreements: list[dict[str, str]] = []
-    kept: list[tuple[dict[str, Any], dict[str, Any], str]] = []
-    seen_files: set[str] = set()
+    several: list[dict[str, Any]] = []
+    kept: list[dict[str, Any]] = []
     for i, img in enumerate(coco["images"]):
-        name = img.get("file_name")
-        if name is None:
-            raise DatasetError(f"{coco_path}: images[{i}]: field 'file_name': missing")
-        seen_files.add(name)
+        name = img["file_name"]
         if name not in labels:
             unlabelled.append(name)
             continue
-        anns = anns_by_image.get(img.get("id"), [])
-        if not anns:
-            raise DatasetError(f"{coco_path}: images[{i}] ({name}): no annotation for image id {img.get('id')!r}")
-        # One infant per image: keep the annotation with the most labelled keypoints.
-        ann = max(anns, key=lambda a: a.get("num_keypoints", 0))
+        entry = f"images[{i}] ({name})"
+        for key in ("width", "height"):
+            v = img.get(key)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise DatasetError(
+                    f"{coco_path}: {entry}: field '{key}': expected a positive integer, got {v!r}"
+                )
+        width, height = img["width"], img["height"]
+        image_file = images_dir / name
+        if not image_file.is_file():
+            raise DatasetError(
+                f"{coco_path}: {entry}: field 'file_name': image file not found: {image_file}"
+            )
+        try:
+            actual = _image_size(image_file)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise DatasetError(
+                f"{coco_path}: {entry}: field 'file_name': cannot read image {image_file}: {exc}"
+            ) from None
+        if actual != (width, height):
+            fld = "width" if actual[0] != width else "height"
+            raise DatasetError(
+                f"{coco_path}: {entry}: field '{fld}': image is {actual[0]}x{actual[1]}, "
+                f"COCO says {width}x{height} ({image_file})"
+            )
+
+        candidates = []
+        for j in anns_by_image.get(img["id"], []):
+            ann = coco["annotations"][j]
+            a_entry = f"annotations[{j}] (id={ann.get('id')}, {name})"
+            kps = check_keypoints_2d(ann.get("keypoints"), width, height, src, a_entry)
+            candidates.append((j, a_entry, kps))
+        if not candidates:
+            raise DatasetError(f"{coco_path}: {entry}: no annotation for image id {img['id']!r}")
+        # One infant per image: the annotation with the most labelled keypoints (max keeps the
+        # first of a tie, i.e. file order).
+        j, a_entry, kps = max(candidates, key=lambda c: int((c[2][:, 2] > 0).sum()))
+        ann = coco["annotations"][j]
+        if len(candidates) > 1:
+            dropped = [coco["annotations"][k].get("id") for k, _, _ in candidates if k != j]
+            warnings.warn(
+                f"{coco_path}: {entry}: {len(candidates)} annotations for one image; kept "
+                f"annotation id {ann.get('id')} ({int((kps[:, 2] > 0).sum())} labelled keypoints), "
+                f"dropped {dropped}",
+                stacklevel=2,
+            )
+            several.append({"file_name": name, "kept": ann.get("id"), "dropped": dropped})
+
+        raw_bbox = ann.get("bbox")
+        if raw_bbox:
+            given = check_numbers(raw_bbox, (4,), src, a_entry, "bbox")
+            if given[2] <= 0 or given[3] <= 0:
+                raise DatasetError(
+                    f"{coco_path}: {a_entry}: field 'bbox': width and height must be positive, "
+                    f"got {given.tolist()}"
+                )
+            bbox = _clip_bbox(given, width, height)
+            if bbox[2] <= 0 or bbox[3] <= 0:
+                raise DatasetError(
+                    f"{coco_path}: {a_entry}: field 'bbox': {given.tolist()} lies wholly outside "
+                    f"the {width}x{height} image"
+                )
+            if not np.allclose(bbox, given, rtol=0.0, atol=1e-6):
+                warnings.warn(
+                    f"{coco_path}: {a_entry}: field 'bbox': {given.tolist()} extends outside the "
+                    f"{width}x{height} image; clipped to {bbox}",
+                    stacklevel=2,
+                )
+        else:
+            bbox = _bbox_from_keypoints(kps, width, height)
+
+        kp3d = None
+        key3d = "3d_keypoints" if "3d_keypoints" in ann else "keypoints_3d"
+        if ann.get(key3d) is not None:
+            try:
+                n3d = np.asarray(ann[key3d], dtype=object).size
+            except ValueError:
+                n3d = -1
+            if n3d not in (51, 68):  # 17 x 3, or 17 x 4 with a flag column
+                raise DatasetError(
+                    f"{coco_path}: {a_entry}: field '{key3d}': expected 17 x 3 values, got {n3d}"
+                )
+            arr = check_numbers(ann[key3d], (taxonomy.NUM_KEYPOINTS, n3d // 17), src, a_entry, key3d)
+            try:
+                kp3d = taxonomy.normalise_keypoints_3d(arr[:, :3])
+            except ValueError as exc:
+                raise DatasetError(f"{coco_path}: {a_entry}: field '{key3d}': {exc}") from None
+
         fine = labels[name]["fine"]
         coarse = taxonomy.FINE_TO_COARSE[fine]
         posture = img.get("posture")
@@ -172,30 +372,29 @@ def import_syrip(
             try:
                 allowed = taxonomy.coarse_from_syrip_posture(str(posture))
             except taxonomy.LabelError as exc:
-                raise DatasetError(f"{coco_path}: images[{i}] ({name}): field 'posture': {exc}") from None
+                raise DatasetError(f"{coco_path}: {entry}: field 'posture': {exc}") from None
             if allowed and coarse not in allowed:
                 disagreements.append(
                     {"file_name": name, "posture": str(posture), "fine": fine, "coarse_kept": coarse}
                 )
-        kept.append((img, ann, fine))
+        kept.append(
+            {"img": img, "fine": fine, "kps": kps, "bbox": bbox, "kp3d": kp3d, "source": image_file}
+        )
     if not kept:
         raise DatasetError(
             f"{labels_path}: no file_name matches an image of {coco_path} "
             f"(label table has {len(labels)} rows)"
         )
-    missing_in_coco = sorted(set(labels) - seen_files)
+    missing_in_coco = sorted(set(labels) - set(index_of_name))
 
-    if split == "auto":
-        table_splits = {labels[img["file_name"]]["split"] for img, _, _ in kept}
-        if table_splits <= set(SPLITS):  # every row carries its split
-            splits = {img["file_name"]: labels[img["file_name"]]["split"] for img, _, _ in kept}
-        else:
-            splits = assign_splits([(img["file_name"], fine) for img, _, fine in kept], seed)
+    names = [k["img"]["file_name"] for k in kept]
+    if split != "auto":
+        splits = dict.fromkeys(names, split)
+    elif all(labels[n]["split"] for n in names):  # the table's column is all or nothing
+        splits = {n: labels[n]["split"] for n in names}
     else:
-        splits = {img["file_name"]: split for img, _, _ in kept}
+        splits = assign_splits([(k["img"]["file_name"], k["fine"]) for k in kept], seed)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "images").mkdir(exist_ok=True)
     data = new_dataset(
         {
             "source": "import",
@@ -204,29 +403,14 @@ def import_syrip(
             "date_created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
     )
-    for new_id, (img, ann, fine) in enumerate(kept, start=1):
+    for new_id, k in enumerate(kept, start=1):
+        img, kps, bbox, fine = k["img"], k["kps"], k["bbox"], k["fine"]
         name = img["file_name"]
-        src = images_dir / name
-        if not src.is_file():
-            raise DatasetError(f"{coco_path}: image {name!r}: field 'file_name': image file not found: {src}")
-        dst_name = f"images/{Path(name).name}"
-        dst = out_dir / dst_name
-        if not dst.exists() or dst.stat().st_size != src.stat().st_size:
-            shutil.copy2(src, dst)
-        width, height = int(img["width"]), int(img["height"])
-        kps = np.asarray(ann.get("keypoints", []), dtype=np.float64)
-        if kps.size != 3 * taxonomy.NUM_KEYPOINTS:
-            raise DatasetError(
-                f"{coco_path}: annotation of {name!r}: field 'keypoints': expected 51 values, got {kps.size}"
-            )
-        kps = kps.reshape(-1, 3)
-        bbox = ann.get("bbox")
-        bbox = _clip_bbox(bbox, width, height) if bbox else _bbox_from_keypoints(kps, width, height)
-        entry: dict[str, Any] = {
+        out_img: dict[str, Any] = {
             "id": new_id,
-            "file_name": dst_name,
-            "width": width,
-            "height": height,
+            "file_name": f"images/{PurePosixPath(name).as_posix()}",
+            "width": img["width"],
+            "height": img["height"],
             "aims_coarse": taxonomy.FINE_TO_COARSE[fine],
             "aims_fine": fine,
             "domain": domain or ("synthetic" if _is_synthetic(img) else "real"),
@@ -234,8 +418,8 @@ def import_syrip(
             "source_file_name": name,
         }
         if img.get("posture") is not None:
-            entry["syrip_posture"] = str(img["posture"])
-        data["images"].append(entry)
+            out_img["syrip_posture"] = str(img["posture"])
+        data["images"].append(out_img)
         out_ann: dict[str, Any] = {
             "id": new_id,
             "image_id": new_id,
@@ -246,25 +430,27 @@ def import_syrip(
             "area": float(bbox[2] * bbox[3]),
             "iscrowd": 0,
         }
-        raw3d = ann.get("3d_keypoints", ann.get("keypoints_3d"))
-        if raw3d is not None:
-            arr = np.asarray(raw3d, dtype=np.float64)
-            if arr.size not in (51, 68):  # 17 x 3, or 17 x 4 with a flag column
-                raise DatasetError(
-                    f"{coco_path}: annotation of {name!r}: field '3d_keypoints': expected 17 x 3 values, got {arr.size}"
-                )
-            arr = arr.reshape(17, -1)[:, :3]
-            out_ann["keypoints_3d"] = taxonomy.normalise_keypoints_3d(arr).tolist()
+        if k["kp3d"] is not None:
+            out_ann["keypoints_3d"] = k["kp3d"].tolist()
         data["annotations"].append(out_ann)
 
+    # Input checked: now write. Copies are compared by content (a same-size stale copy from an
+    # older import must not survive) and written atomically.
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for k, out_img in zip(kept, data["images"]):
+        payload = k["source"].read_bytes()
+        dst = out_dir / out_img["file_name"]
+        if not dst.is_file() or dst.read_bytes() != payload:
+            atomic_write_bytes(dst, payload)
     write_dataset(data, out_dir, check_images=True)
     report = {
         "imported": len(kept),
         "unlabelled_images_left_out": len(unlabelled),
         "labels_without_image": missing_in_coco,
         "posture_disagreements": disagreements,
+        "several_annotations": several,
         "splits": dict(Counter(splits.values())),
-        "fine_counts": dict(Counter(f for _, _, f in kept)),
+        "fine_counts": dict(Counter(k["fine"] for k in kept)),
     }
     atomic_write_bytes(out_dir / "import_report.json", json.dumps(report, indent=2).encode())
     return report
