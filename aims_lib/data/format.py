@@ -8,8 +8,8 @@ few extra fields, documented in ``data/README.md``:
 * per annotation, optionally: ``keypoints_3d`` (17 x 3, pelvis-centred and divided by the
   nose-to-pelvis distance, see :func:`aims_lib.taxonomy.normalise_keypoints_3d`), ``camera``
   (``K`` 3x3, ``R`` 3x3, ``T`` 3) and ``body`` (SMPL-format parameters of rendered samples);
-* an ``info`` block with ``source`` (``"embedded-generator"`` or ``"import"``) saying where
-  the data came from.
+* an ``info`` block with ``source`` (``"embedded-generator"``, ``"import"`` or ``"merged"``,
+  see :mod:`aims_lib.data.merge`) saying where the data came from.
 
 Every image holds exactly one infant, so every image has exactly one annotation.
 :func:`load_dataset` rejects bad input with a :class:`DatasetError` naming the file, the entry
@@ -43,7 +43,7 @@ from aims_lib import taxonomy
 FORMAT_VERSION: Final[str] = "1.0"
 DOMAINS: Final[tuple[str, ...]] = ("synthetic", "real")
 SPLITS: Final[tuple[str, ...]] = ("train", "val", "test")
-SOURCES: Final[tuple[str, ...]] = ("embedded-generator", "import")
+SOURCES: Final[tuple[str, ...]] = ("embedded-generator", "import", "merged")
 ANNOTATIONS_FILE: Final[str] = "annotations.json"
 #: Tolerance of the 3D convention check (pelvis at the origin, nose at distance 1).
 KEYPOINTS_3D_TOL: Final[float] = 1e-3
