@@ -22,7 +22,8 @@ parent at 0.55) give the coarse label, a lone likelier child at 0.4 of another p
 one (``fine_probs`` shows it). A failed fit (too few confident keypoints, a non-finite or
 diverged fit) gives NaN 3D keypoints and ``smplify_failed``; HIPC's logits are then zero, so
 ``p(f) = p(c(f)) / n(c(f))``: the coarse probabilities are the image branch's and the fine
-label is the first child of its coarse label (the full model falls back to the image branch).
+label is the first child of its coarse label (the full model falls back to the image branch; the
+argmax of ``p(f)`` alone could pick a child of another parent with fewer children).
 A fit counts as diverged as in :func:`aims_lib.pose_branch.lifting.fit_failures`: mean
 reprojection error above ``max_reprojection`` times the box's longer side.
 
@@ -30,7 +31,10 @@ Without a box, the whole image is the box (no person detector): the model sees w
 trained on best when the infant fills most of the image.
 
 A predictor is a directory holding ``predictor.json`` (written by :func:`write_manifest`,
-notebook 04 writes ``<reports_dir>/runs/full_model/``); its paths are relative to it::
+notebook 04 writes ``<reports_dir>/runs/full_model/``); its paths are relative to it, so the
+directory can be moved with its components. ``fallback_paths`` keeps where each component was
+when the manifest was written, used only when the relative path finds nothing (a component that
+stayed in place, such as a config of this repository, while the run moved to another depth)::
 
     {"format": "aims-predictor/1",
      "image_branch": "../image_coarse_synthetic+real_lmmd",   # run dir: config.json, checkpoints/best.pt
@@ -38,7 +42,8 @@ notebook 04 writes ``<reports_dir>/runs/full_model/``); its paths are relative t
      "pose2d_estimator": "mmpose",                            # its entry in pose_branch.estimator.ESTIMATORS
      "hipc": "hipc_full.pt",                                  # hierarchical HIPC (aims_lib.hipc.save_hipc)
      "body_model": null, "pose_prior": null,                  # SMPL-format pickle / GMM .npz; null: the project's
-     "smplify": {...SMPLifyConfig fields...}, "max_reprojection": 0.25}
+     "smplify": {...SMPLifyConfig fields...}, "max_reprojection": 0.25,
+     "fallback_paths": {"image_branch": "/abs/.../image_coarse_synthetic+real_lmmd", ...}}
 
 Command line (one row per input file; exit status 0 when at least one image was predicted, 1
 when none was or the predictor could not be loaded, 2 for bad arguments)::
@@ -46,8 +51,10 @@ when none was or the predictor could not be loaded, 2 for bad arguments)::
     python -m aims_lib.predict IMAGES... --run DIR --out predictions.csv [--overlays DIR]
 
 A directory among IMAGES stands for its ``.png``/``.jpg``/``.jpeg``/``.bmp`` files. A missing,
-empty or unreadable file gets a row with ``status=error`` and the reason, and a line on stderr;
-the other files are still predicted.
+empty or unreadable file (or one over Pillow's decompression-bomb limit,
+``PIL.Image.MAX_IMAGE_PIXELS``) gets a row with ``status=error`` and the reason, and a line on
+stderr; the other files are still predicted. The output paths are checked before the predictor
+loads, the CSV is written atomically, and every input gets its own overlay name.
 """
 
 from __future__ import annotations
@@ -59,6 +66,7 @@ import json
 import logging
 import os
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -86,6 +94,25 @@ class ImageReadError(ValueError):
     """An input image that is missing, empty or cannot be decoded (the message names it)."""
 
 
+def _rgb8(im: Any) -> np.ndarray:
+    """A Pillow image as uint8 RGB. One-channel images of more than 8 bits (16-bit PNG/TIFF:
+    modes ``I;16*``; ``I``; ``F``) are scaled by their bit depth: ``convert("RGB")`` clips them
+    at 255, which turns a 16-bit image nearly white. ``I``/``F`` do not say their depth: 16 bits
+    when the values fit (the usual content), else 31; ``F`` within [0, 1] is taken as such."""
+    if not (im.mode.startswith("I;16") or im.mode in ("I", "F")):
+        return np.asarray(im.convert("RGB"))
+    values = np.asarray(im).astype(np.float64)
+    top = float(values.max()) if values.size else 0.0
+    if im.mode == "F" and values.size and values.min() >= 0.0 and top <= 1.0:
+        full = 1.0
+    elif im.mode.startswith("I;16") or top <= 65535:
+        full = 65535.0
+    else:
+        full = float(2**31 - 1)
+    gray = np.round(np.clip(np.nan_to_num(values) / full, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return np.repeat(gray[..., None], 3, axis=2)
+
+
 def read_image(image: np.ndarray | str | os.PathLike[str]) -> np.ndarray:
     """A file or array as a uint8 RGB array (H, W, 3); :class:`ImageReadError` says why not."""
     from PIL import Image, UnidentifiedImageError
@@ -98,7 +125,11 @@ def read_image(image: np.ndarray | str | os.PathLike[str]) -> np.ndarray:
             raise ImageReadError(f"{path}: empty file (0 bytes)")
         try:
             with Image.open(path) as im:
-                arr = np.asarray(im.convert("RGB"))
+                arr = _rgb8(im)
+        except Image.DecompressionBombError as exc:  # not an OSError: it would end the whole batch
+            raise ImageReadError(
+                f"{path}: refused as a possible decompression bomb ({exc}); raise PIL.Image.MAX_IMAGE_PIXELS to read it"
+            ) from None
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
             raise ImageReadError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from None
         name = str(path)
@@ -197,22 +228,59 @@ def write_manifest(
         settings = {f.name: getattr(smplify, f.name) for f in fields(smplify)}
     settings.pop("dtype", None)
     settings = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
+    components = {"image_branch": image_branch, "pose2d": pose2d, "pose2d_checkpoint": pose2d_checkpoint,
+                  "hipc": hipc, "body_model": body_model, "pose_prior": pose_prior}
     manifest = {
         "format": FORMAT,
-        "image_branch": rel(image_branch),
-        "pose2d": rel(pose2d),
-        "pose2d_checkpoint": rel(pose2d_checkpoint),
+        **{key: rel(p) for key, p in components.items()},
         "pose2d_estimator": pose2d_estimator,
-        "hipc": rel(hipc),
-        "body_model": rel(body_model),
-        "pose_prior": rel(pose_prior),
         "smplify": settings,
         "max_reprojection": MAX_REPROJECTION if max_reprojection is None else float(max_reprojection),
+        "fallback_paths": {key: str(Path(p).resolve()) for key, p in components.items() if p is not None},
         "extra": extra or {},
     }
     path = run_dir / MANIFEST
     atomic_write_bytes(path, json.dumps(manifest, indent=2).encode())
     return path
+
+
+def _checkpoint_model(weights: dict[str, Any]) -> tuple[str, int | str]:
+    """The backbone (a :data:`~aims_lib.image_branch.backbones.BACKBONES` entry whose tensor
+    names and shapes it holds) and class count of an image-branch state dict."""
+    import torch
+
+    from aims_lib.image_branch.backbones import BACKBONES
+
+    head = weights.get("classifier.weight")
+    classes: int | str = int(head.shape[0]) if head is not None else "?"
+    ours = {k: tuple(v.shape) for k, v in weights.items() if k.startswith("backbone.")}
+    for name, spec in BACKBONES.items():
+        try:
+            with torch.device("meta"):  # shapes only: nothing allocated
+                net = spec.build()
+        except Exception:  # noqa: BLE001 - e.g. timm missing: not this one
+            continue
+        theirs = {f"backbone.net.{k}": tuple(v.shape) for k, v in net.state_dict().items()
+                  if k.split(".")[0] not in ("fc", "classifier")}  # the ImageNet classifier is not kept
+        if theirs == ours:
+            return name, classes
+    return "an unknown architecture", classes
+
+
+def _load_image_weights(model: Any, state: Any, checkpoint: Path, config_file: Path) -> None:
+    """Load the image branch's weights. A checkpoint of another backbone or class count is one
+    line naming both: load_state_dict's own error lists every mismatched tensor."""
+    weights = state.get("model") if isinstance(state, dict) else None
+    if not isinstance(weights, dict):
+        raise ValueError(f"{checkpoint}: not an image-branch checkpoint (no 'model' state dict)")
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError:
+        arch, classes = _checkpoint_model(weights)
+        raise ValueError(
+            f"{checkpoint}: weights of {arch} with {classes} classes, but {config_file} expects "
+            f"{model.arch} with {model.classifier.out_features} classes (coarse): the checkpoint belongs to another run"
+        ) from None
 
 
 class AIMSPosePredictor:
@@ -261,9 +329,14 @@ class AIMSPosePredictor:
             if value is None:
                 return None
             p = (run_dir / value).resolve()
-            if not p.exists():
-                raise FileNotFoundError(f"{path}: {key} {value!r} not found ({p})")
-            return p
+            if p.exists():
+                return p
+            fallback = manifest.get("fallback_paths", {}).get(key)
+            if fallback is not None and Path(fallback).exists():
+                log.info("%s: %s %r not found relative to the run (%s); using %s", path, key, value, p, fallback)
+                return Path(fallback)
+            also = f" nor at its fallback path {fallback}" if fallback is not None else ""
+            raise FileNotFoundError(f"{path}: {key} {value!r} not found ({p}){also}")
 
         image_dir = resolve("image_branch")
         if image_dir is None:
@@ -273,7 +346,7 @@ class AIMSPosePredictor:
             raise ValueError(f"{image_dir}: the full model needs a coarse image branch, got level {config.get('level')!r}")
         image_branch = ImageBranch(config["arch"], taxonomy.NUM_COARSE)
         state = load_weights_file(image_dir / "checkpoints" / "best.pt")
-        image_branch.load_state_dict(state["model"])
+        _load_image_weights(image_branch, state, image_dir / "checkpoints" / "best.pt", image_dir / "config.json")
 
         pose2d = load_estimator(resolve("pose2d"), resolve("pose2d_checkpoint"), device,
                                 manifest.get("pose2d_estimator", DEFAULT_ESTIMATOR))
@@ -351,6 +424,10 @@ class AIMSPosePredictor:
         coarse_probs = coarse_marginal(log_probs)  # the full model's coarse decision
         coarse_id = coarse_probs.argmax(1)
         fine_id = fine_probs.argmax(1)
+        # A failed fit: p(f) is flat within each parent, so its argmax can be a child of another
+        # parent with fewer children; the fine label is the first child of the coarse one.
+        children = np.eye(taxonomy.NUM_COARSE, dtype=bool)[list(taxonomy.FINE_TO_COARSE_ID)].T  # (4, 12)
+        fine_id[failed] = np.where(children[coarse_id[failed]], fine_probs[failed], -np.inf).argmax(1)
         rows = np.arange(n)
         return Predictions(
             coarse=[taxonomy.COARSE[i] for i in coarse_id],
@@ -391,9 +468,52 @@ def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
 
 
 def _overlay_names(files: Sequence[Path]) -> list[str]:
-    """One PNG name per input (the file's stem; repeated stems get their index appended)."""
+    """One PNG name per input, distinct even on case-insensitive file systems, so that no overlay
+    overwrites another: the file's stem; a repeated stem gets the input's index appended (and a
+    counter while that name is another input's stem or already given)."""
     stems = [f.stem for f in files]
-    return [f"{s}.png" if stems.count(s) == 1 else f"{s}_{i}.png" for i, s in enumerate(stems)]
+    counts = Counter(s.casefold() for s in stems)
+    taken = {s.casefold() for s in stems if counts[s.casefold()] == 1}
+    names = []
+    for i, stem in enumerate(stems):
+        if counts[stem.casefold()] == 1:
+            names.append(f"{stem}.png")
+            continue
+        name, k = f"{stem}_{i}", 0
+        while name.casefold() in taken:
+            k += 1
+            name = f"{stem}_{i}_{k}"
+        taken.add(name.casefold())
+        names.append(f"{name}.png")
+    return names
+
+
+def _check_parent(path: Path, what: str) -> None:
+    """The nearest existing folder above ``path`` must be a writable directory (the missing ones
+    are created when writing)."""
+    ancestor = path.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"{what} {path}: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {path}: {ancestor} is not writable")
+
+
+def check_outputs(out: Path, overlays: Path | None = None) -> None:
+    """Refuse a CSV path or overlays folder that cannot be written, before any model loads or
+    image is read: a long batch must not fail at its last step."""
+    if out.is_dir():
+        raise ValueError(f"output CSV {out} is a directory: name the file to write")
+    _check_parent(out, "output CSV")
+    if overlays is not None:
+        if overlays.exists() and not overlays.is_dir():
+            raise ValueError(f"overlays directory {overlays} is an existing file")
+        if overlays.is_dir():
+            if not os.access(overlays, os.W_OK | os.X_OK):
+                raise ValueError(f"overlays directory {overlays} is not writable")
+        else:
+            _check_parent(overlays, "overlays directory")
 
 
 def write_overlay(path: Path, image: np.ndarray, pred: Predictions, i: int) -> None:
@@ -420,8 +540,11 @@ def run_cli(
 ) -> tuple[int, int]:
     """Predict ``files`` in chunks, write the CSV (atomically) and overlays; returns
     ``(predicted, failed)`` counts. Errors are per file: a chunk that fails as a whole is
-    retried image by image so that only the offending file gets an error row."""
+    retried image by image so that only the offending file gets an error row. Unwritable
+    outputs are a ValueError before any image is read (:func:`check_outputs`)."""
     from tqdm.auto import tqdm
+
+    check_outputs(out, overlays)
 
     rows: list[dict[str, Any]] = [{"file": str(f), "status": "error", "error": ""} for f in files]
     names = _overlay_names(files)
@@ -483,6 +606,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.batch_size < 1 or args.chunk < 1:
         parser.error("--batch-size and --chunk must be >= 1")
+    try:
+        check_outputs(args.out, args.overlays)
+    except ValueError as exc:
+        parser.error(str(exc))
     files = expand_inputs(args.images)
     if not files:
         parser.error("no image files among the inputs")

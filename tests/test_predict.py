@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -149,3 +151,138 @@ def test_a_failing_chunk_is_retried_image_by_image(
     assert (predicted, failed) == (2, 1)
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
     assert [r["status"] for r in rows] == ["ok", "error", "ok"] and "boom" in rows[1]["error"]
+
+
+def test_16_bit_images_are_scaled_not_saturated(tmp_path: Path) -> None:
+    from PIL import Image
+
+    ramp = np.full((64, 64), 32768, np.uint16)  # a mid-grey band above a ramp over the whole range
+    ramp[8:] = np.linspace(0, 65535, 56 * 64).round().reshape(56, 64)
+    Image.fromarray(ramp).save(tmp_path / "gray16.png")
+    Image.fromarray(ramp.astype(np.int32)).save(tmp_path / "gray32.tif")  # mode "I"
+    for name in ("gray16.png", "gray32.tif"):
+        arr = read_image(tmp_path / name)
+        assert arr.dtype == np.uint8 and arr.shape == (64, 64, 3), name
+        assert arr[:8].min() == arr[:8].max() == 128, name  # mid-grey stays mid-grey, not white
+        assert arr.min() == 0 and arr.max() == 255 and (arr == 255).mean() < 0.01, name
+        assert (np.diff(arr[8:, :, 0].ravel().astype(int)) >= 0).all(), name  # the ramp keeps its order
+
+
+def test_a_decompression_bomb_is_a_per_file_error(
+    predictor: AIMSPosePredictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    from aims_lib import predict as pr
+
+    good = _images(2)
+    Image.new("RGB", (200, 200)).save(tmp_path / "bomb.png")  # 40000 pixels > 2 x 5000
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)  # the fixture images have 1920
+    files = [good[0], tmp_path / "bomb.png", good[1]]
+    assert pr.run_cli(files, predictor, tmp_path / "p.csv") == (2, 1)
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert [r["status"] for r in rows] == ["ok", "error", "ok"]
+    assert "bomb.png" in rows[1]["error"] and "decompression bomb" in rows[1]["error"]
+    assert "bomb.png" in capsys.readouterr().err
+
+
+def test_the_output_path_is_checked_before_any_work(
+    run_dir: Path, predictor: AIMSPosePredictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from aims_lib import predict as pr
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("work started before the output path was checked")
+
+    (tmp_path / "a_file").write_text("x")
+    image = str(_images(1)[0])
+    monkeypatch.setattr(AIMSPosePredictor, "load", fail)
+    for out in (tmp_path, tmp_path / "a_file" / "p.csv"):  # a directory; a parent that is a file
+        with pytest.raises(SystemExit) as exc:
+            main([image, "--run", str(run_dir), "--out", str(out)])
+        assert exc.value.code == 2 and str(out) in capsys.readouterr().err
+    monkeypatch.setattr(AIMSPosePredictor, "predict", fail)
+    with pytest.raises(ValueError, match="is a directory"):
+        pr.run_cli(_images(1), predictor, tmp_path)
+    with pytest.raises(ValueError, match="overlays"):
+        pr.run_cli(_images(1), predictor, tmp_path / "p.csv", overlays=tmp_path / "a_file")
+    # interrupted while writing: the previous CSV is left whole, no temporary file stays behind
+    monkeypatch.undo()
+    (tmp_path / "p.csv").write_text("previous\n")
+
+    def interrupt(fd: int) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        pr.run_cli(_images(1), predictor, tmp_path / "p.csv")
+    assert (tmp_path / "p.csv").read_text() == "previous\n" and not list(tmp_path.glob(".p.csv*"))
+
+
+def test_overlays_of_colliding_names_are_all_written(predictor: AIMSPosePredictor, tmp_path: Path) -> None:
+    import shutil
+
+    from aims_lib import predict as pr
+
+    src = _images(3)
+    files = [tmp_path / "a" / "x.png", tmp_path / "b" / "x.png", tmp_path / "c" / "x_1.png"]
+    for s, f in zip(src, files):
+        f.parent.mkdir()
+        shutil.copy(s, f)
+    assert pr.run_cli(files, predictor, tmp_path / "p.csv", overlays=tmp_path / "ov") == (3, 0)
+    assert len(list((tmp_path / "ov").iterdir())) == 3
+    names = pr._overlay_names([Path("x.png"), Path("X.jpg"), Path("x_0.png"), Path("x.bmp")])
+    assert len({n.lower() for n in names}) == 4 and names[2] == "x_0.png"  # case-insensitive file systems too
+
+
+def test_a_failed_fit_gives_a_fine_label_of_the_coarse_one(
+    predictor: AIMSPosePredictor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aims_lib.pose_branch import lifting
+
+    # Prone 0.4 over 4 children (0.1 each) vs Standing 0.35 over 2 (0.175 each)
+    image_coarse = np.array([0.4, 0.05, 0.2, 0.35])
+    monkeypatch.setattr(predictor, "_coarse_probs", lambda images, boxes, batch_size: np.tile(image_coarse, (len(images), 1)))
+    monkeypatch.setattr(lifting, "fit_failures", lambda fit, size, max_rep: np.ones(len(size), bool))
+    pred = predictor.predict(_images(1))
+    assert pred.smplify_failed.all() and pred.coarse == ["Prone"]
+    assert pred.fine == ["Prone Lying"] and taxonomy.FINE_TO_COARSE[pred.fine[0]] == pred.coarse[0]
+    np.testing.assert_allclose(pred.fine_prob, [0.1], rtol=1e-4)
+    np.testing.assert_allclose(pred.fine_prob, pred.fine_probs[0, pred.fine_id], rtol=1e-6)
+
+
+def test_a_moved_run_directory_still_loads(run_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "orig"
+    shutil.copytree(run_dir.parent, root)
+    write_manifest(root / "full_model", image_branch=root / "image", pose2d=k2d.CPU_CONFIG,
+                   pose2d_checkpoint=root / "pose2d.pth", hipc=root / "hipc.pt", smplify=TINY_SMPLIFY)
+    moved = tmp_path / "elsewhere" / "deeper" / "moved"
+    moved.parent.mkdir(parents=True)
+    shutil.move(root, moved)  # the whole tree, at another depth; the package's config stays where it is
+    assert not root.exists()
+    pred = AIMSPosePredictor.load(moved / "full_model").predict(_images(1))
+    assert len(pred) == 1 and pred.fine[0] in taxonomy.FINE
+    shutil.move(moved / "full_model", tmp_path / "alone")  # moved away from its siblings: a clear error
+    with pytest.raises(FileNotFoundError, match="image_branch"):
+        AIMSPosePredictor.load(tmp_path / "alone")
+
+
+@pytest.mark.parametrize(("arch", "classes"), [("resnet34", 4), ("resnet18", 12)])
+def test_a_checkpoint_of_another_model_is_a_one_line_error(run_dir: Path, tmp_path: Path, arch: str, classes: int) -> None:
+    import shutil
+
+    from aims_lib.image_branch.model import ImageBranch
+
+    root = run_dir.parent
+    shutil.copytree(root / "image", tmp_path / "image")
+    torch.save({"model": ImageBranch(arch, classes).state_dict(), "epoch": 0}, tmp_path / "image" / "checkpoints" / "best.pt")
+    write_manifest(tmp_path / "full", image_branch=tmp_path / "image", pose2d=k2d.CPU_CONFIG,
+                   pose2d_checkpoint=root / "pose2d.pth", hipc=root / "hipc.pt")
+    with pytest.raises(ValueError) as exc:
+        AIMSPosePredictor.load(tmp_path / "full")
+    message = str(exc.value)
+    assert "\n" not in message and "best.pt" in message
+    assert f"{arch} with {classes} classes" in message and "resnet18 with 4 classes" in message
