@@ -65,9 +65,10 @@ import io
 import json
 import logging
 import os
+import pickle
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -76,7 +77,7 @@ import numpy as np
 
 from aims_lib import taxonomy
 from aims_lib.data.format import atomic_write_bytes
-from aims_lib.safe_pickle import load_weights_file
+from aims_lib.safe_pickle import UnsafePickleError, load_weights_file
 
 if TYPE_CHECKING:
     from aims_lib.pose_branch.estimator import KeypointEstimator
@@ -85,6 +86,8 @@ log = logging.getLogger(__name__)
 
 MANIFEST: Final[str] = "predictor.json"
 FORMAT: Final[str] = "aims-predictor/1"
+#: Components that may be legacy pickles; ``trust`` names those a caller vouches for (SECURITY.md).
+TRUSTABLE: Final[tuple[str, ...]] = ("body_model", "pose_prior", "pose2d_checkpoint")
 IMAGE_SUFFIXES: Final[tuple[str, ...]] = (".png", ".jpg", ".jpeg", ".bmp")
 #: Heatmap scores at or above this are drawn as confident keypoints in overlays (mmpose's 0.2).
 OVERLAY_SCORE: Final[float] = 0.2
@@ -307,8 +310,15 @@ class AIMSPosePredictor:
         self.device = device
 
     @classmethod
-    def load(cls, run_dir: str | os.PathLike[str], device: str = "cpu") -> AIMSPosePredictor:
-        """Build the predictor that ``run_dir/predictor.json`` describes."""
+    def load(
+        cls, run_dir: str | os.PathLike[str], device: str = "cpu", trust: Collection[str] = ()
+    ) -> AIMSPosePredictor:
+        """Build the predictor that ``run_dir/predictor.json`` describes.
+
+        Every file is read as data only (SECURITY.md); ``trust`` names the components among
+        :data:`TRUSTABLE` that the caller vouches for, to unpickle fully (legacy files)."""
+        if unknown := set(trust) - set(TRUSTABLE):
+            raise ValueError(f"trust: unknown component(s) {sorted(unknown)}; one of {', '.join(TRUSTABLE)}")
         import torch
 
         from aims_lib.hipc import load_hipc
@@ -348,8 +358,15 @@ class AIMSPosePredictor:
         state = load_weights_file(image_dir / "checkpoints" / "best.pt")
         _load_image_weights(image_branch, state, image_dir / "checkpoints" / "best.pt", image_dir / "config.json")
 
-        pose2d = load_estimator(resolve("pose2d"), resolve("pose2d_checkpoint"), device,
-                                manifest.get("pose2d_estimator", DEFAULT_ESTIMATOR))
+        def trusted_load(key: str, load: Callable[[bool], Any]) -> Any:
+            """``load(trusted)``; a refused pickle's error names this run's opt-in."""
+            try:
+                return load(key in trust)
+            except pickle.UnpicklingError as exc:
+                raise UnsafePickleError(f"{exc} (for this run: trust=({key!r},), on the command line --trust {key})") from None
+
+        pose2d = trusted_load("pose2d_checkpoint", lambda t: load_estimator(
+            resolve("pose2d"), resolve("pose2d_checkpoint"), device, manifest.get("pose2d_estimator", DEFAULT_ESTIMATOR), trusted=t))
         hipc_path = resolve("hipc")
         if hipc_path is None:
             raise ValueError(f"{path}: hipc is required")
@@ -359,12 +376,12 @@ class AIMSPosePredictor:
         if (body_path := resolve("body_model")) is not None:
             from aims_lib.body import load_body_model
 
-            body = load_body_model(body_path)
+            body = trusted_load("body_model", lambda t: load_body_model(body_path, trusted=t))
         prior = None
         if (prior_path := resolve("pose_prior")) is not None:
             from aims_lib.pose_branch.priors import GMMPosePrior
 
-            prior = GMMPosePrior.load(prior_path)
+            prior = trusted_load("pose_prior", lambda t: GMMPosePrior.load(prior_path, trusted=t))
         settings = {k: tuple(v) if isinstance(v, list) else v for k, v in manifest.get("smplify", {}).items()}
         smplify = SMPLify(body, prior, SMPLifyConfig(**settings), device)
         return cls(image_branch.to(device), int(config["image_size"]), pose2d, hipc, smplify,
@@ -603,6 +620,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--chunk", type=int, default=64, help="images per SMPLify batch")
+    parser.add_argument("--trust", action="append", default=[], choices=TRUSTABLE, metavar="COMPONENT",
+                        help="unpickle this component of the run fully (it may run code; SECURITY.md): only for a "
+                             f"legacy file whose origin you vouch for; one of {', '.join(TRUSTABLE)}; repeatable")
     args = parser.parse_args(argv)
     if args.batch_size < 1 or args.chunk < 1:
         parser.error("--batch-size and --chunk must be >= 1")
@@ -614,8 +634,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not files:
         parser.error("no image files among the inputs")
     try:
-        predictor = AIMSPosePredictor.load(args.run, device=args.device)
-    except (FileNotFoundError, ValueError, KeyError) as exc:
+        predictor = AIMSPosePredictor.load(args.run, device=args.device, trust=args.trust)
+    except (FileNotFoundError, ValueError, KeyError, pickle.UnpicklingError) as exc:
         print(f"error: cannot load the predictor: {exc}", file=sys.stderr)
         return 1
     predicted, failed = run_cli(files, predictor, args.out, args.overlays, args.chunk, args.batch_size)

@@ -27,7 +27,8 @@ class BoxCornerEstimator:
         self.source, self.checkpoint = source, checkpoint
 
     @classmethod
-    def load(cls, source: str | Path, checkpoint: str | Path | None = None, device: str = "cpu") -> BoxCornerEstimator:
+    def load(cls, source: str | Path, checkpoint: str | Path | None = None, device: str = "cpu", *,
+             trusted: bool = False) -> BoxCornerEstimator:
         return cls(Path(source), None if checkpoint is None else Path(checkpoint))
 
     def predict(self, images: Sequence[np.ndarray | str | Path], bboxes: np.ndarray | None = None,

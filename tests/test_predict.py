@@ -286,3 +286,31 @@ def test_a_checkpoint_of_another_model_is_a_one_line_error(run_dir: Path, tmp_pa
     message = str(exc.value)
     assert "\n" not in message and "best.pt" in message
     assert f"{arch} with {classes} classes" in message and "resnet18 with 4 classes" in message
+
+
+def test_a_legacy_body_model_loads_only_when_the_run_names_it_trusted(run_dir: Path, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A body model that needs full unpickling (here: an OrderedDict) is refused by default, by
+    the API and the CLI, and loads with ``trust=("body_model",)`` / ``--trust body_model``."""
+    import pickle
+    from collections import OrderedDict
+
+    from aims_lib.body import procedural_arrays
+    from aims_lib.predict import main
+    from aims_lib.safe_pickle import UnsafePickleError
+
+    legacy = tmp_path / "legacy_body.pkl"
+    legacy.write_bytes(pickle.dumps(OrderedDict(procedural_arrays()), protocol=2))
+    run = tmp_path / "full_model"
+    write_manifest(run, image_branch=run_dir.parent / "image", pose2d=k2d.CPU_CONFIG,
+                   pose2d_checkpoint=run_dir.parent / "pose2d.pth", hipc=run_dir.parent / "hipc.pt",
+                   body_model=legacy, smplify=TINY_SMPLIFY)
+    with pytest.raises(UnsafePickleError, match=r"legacy_body.pkl: refuses to load collections.OrderedDict.*--trust body_model"):
+        AIMSPosePredictor.load(run)
+    with pytest.raises(ValueError, match="unknown component"):
+        AIMSPosePredictor.load(run, trust=("everything",))
+    assert AIMSPosePredictor.load(run, trust=("body_model",)).smplify is not None
+    image = str(_images(1)[0])
+    assert main([image, "--run", str(run), "--out", str(tmp_path / "a.csv")]) == 1
+    assert "refuses to load collections.OrderedDict" in capsys.readouterr().err
+    assert main([image, "--run", str(run), "--out", str(tmp_path / "b.csv"), "--trust", "body_model"]) == 0

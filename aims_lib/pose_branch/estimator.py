@@ -41,7 +41,11 @@ class KeypointEstimator(Protocol):
     checkpoint: Path | None
 
     @classmethod
-    def load(cls, source: str | Path, checkpoint: str | Path | None = None, device: str = "cpu") -> KeypointEstimator: ...
+    def load(
+        cls, source: str | Path, checkpoint: str | Path | None = None, device: str = "cpu", *, trusted: bool = False
+    ) -> KeypointEstimator:
+        """``trusted=True``: the named opt-in to unpickle ``checkpoint`` fully (SECURITY.md)."""
+        ...
 
     def predict(
         self,
@@ -69,10 +73,12 @@ def estimator_class(name: str = DEFAULT_ESTIMATOR) -> type[KeypointEstimator]:
 
 
 def load_estimator(
-    source: str | Path, checkpoint: str | Path | None = None, device: str = "cpu", name: str = DEFAULT_ESTIMATOR
+    source: str | Path, checkpoint: str | Path | None = None, device: str = "cpu", name: str = DEFAULT_ESTIMATOR,
+    *, trusted: bool = False,
 ) -> KeypointEstimator:
-    """Load the registered estimator ``name`` from ``source`` (and ``checkpoint``) on ``device``."""
-    return estimator_class(name).load(source, checkpoint=checkpoint, device=device)
+    """Load the registered estimator ``name`` from ``source`` (and ``checkpoint``) on ``device``;
+    ``trusted`` is the opt-in for a checkpoint that needs full unpickling."""
+    return estimator_class(name).load(source, checkpoint=checkpoint, device=device, trusted=trusted)
 
 
 def save_predictions(path: Path, image_ids: Sequence[int], keypoints: np.ndarray, scores: np.ndarray) -> None:
