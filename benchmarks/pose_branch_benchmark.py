@@ -56,9 +56,9 @@ def smplify_speed(args: argparse.Namespace) -> None:
     else:
         from smplify_benchmark import make_split
 
-        from aims_lib.body import load_body_model
+        from aims_lib.body import DEFAULT_BETAS, load_body_model
 
-        split = make_split(load_body_model(), args.images, args.seed, 256)
+        split = make_split(load_body_model(num_betas=DEFAULT_BETAS), args.images, args.seed, 256)
         kp, conf, K = split.keypoints_2d, np.ones(split.keypoints_2d.shape[:2]), split.K
         what = f"{args.images} sampler poses at 256 px (exact 2D)"
     n = len(kp)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from aims_lib.body import coco17_keypoints, load_body_model
+from aims_lib.body import DEFAULT_BETAS, coco17_keypoints, load_body_model
 from aims_lib.camera import project, sample_camera, to_camera
 from aims_lib.pose_branch.metrics import fits_per_second, mpjpe, pa_mpjpe
 from aims_lib.pose_branch.priors import default_pose_prior
@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2024)
     args = parser.parse_args()
 
-    model = load_body_model()
+    model = load_body_model(num_betas=DEFAULT_BETAS)
     prior = default_pose_prior(model)
     split = make_split(model, args.images, args.seed, args.image_size)
     smplify = SMPLify(model, prior, SMPLifyConfig(cpu_threads=args.threads), device=args.device)

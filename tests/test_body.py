@@ -29,6 +29,7 @@ from aims_lib.body import (
     load_body_model,
     procedural_arrays,
     vertex_parts,
+    write_smpl_pickle,
 )
 from aims_lib.body import procedural
 from aims_lib.body.__main__ import main as body_cli
@@ -74,6 +75,26 @@ def test_cli_pickle_loads_unchanged_in_smplx_and_is_byte_identical(tmp_path):
     assert out.vertices.shape == (1, 6890, 3)
     assert out.joints.shape[1] >= 24
     assert torch.isfinite(out.vertices).all()
+
+
+class _Unpicklable:
+    """An array element whose pickling fails: a write that dies half-way through the file."""
+
+    def __reduce__(self):
+        raise RuntimeError("simulated crash while writing")
+
+
+def test_cli_writes_atomically(tmp_path, monkeypatch):
+    out = tmp_path / "infant.pkl"
+    assert body_cli(["--out", str(out)]) == 0
+    good = out.read_bytes()
+    broken = dict(procedural_arrays())
+    broken["f"] = np.array([_Unpicklable()], dtype=object)  # "f" is written last
+    monkeypatch.setattr("aims_lib.body.__main__.procedural_arrays", lambda: broken)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        body_cli(["--out", str(out)])
+    assert out.read_bytes() == good  # the old file, never a half-written one
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["infant.pkl"]  # no temporary left
 
 
 def test_two_builds_are_identical():
@@ -235,7 +256,7 @@ def test_coco17_keypoints_numpy_and_batched_torch(rest):
     for a, b in tx.FLIP_PAIRS:  # left keypoints on +x, right ones on -x
         assert kp[a, 0] > 0 > kp[b, 0]
     model = load_body_model(batch_size=3)
-    betas = torch.zeros(3, 10, requires_grad=True)
+    betas = torch.zeros(3, model.num_betas, requires_grad=True)
     out = body_forward(model, betas=betas)
     assert out.keypoints.shape == (3, 17, 3) and out.joints.shape == (3, 24, 3)
     normalised = tx.normalise_keypoints_3d(out.keypoints)
@@ -256,6 +277,11 @@ def test_vertex_parts_from_model_or_weights(arrays):
 def test_num_betas_beyond_the_model_is_refused():
     with pytest.raises(ValueError, match="num_betas"):
         load_body_model(num_betas=len(SHAPE_COMPONENTS) + 1)
+
+
+def test_procedural_body_keeps_all_its_shape_components_by_default():
+    assert load_body_model().num_betas == len(SHAPE_COMPONENTS) == 14
+    assert load_body_model(num_betas=10).num_betas == 10
 
 
 # --- SMIL-format pickles without chumpy ---------------------------------------------------------
@@ -319,6 +345,23 @@ def test_smil_like_pickle_loads_without_chumpy(smil_like, arrays):
     expected = arrays["v_template"] + shapedirs[..., 15]
     assert np.allclose(out.vertices[0].detach().numpy() - model.transl.detach().numpy(), expected, atol=1e-5)
     assert torch.allclose(model.posedirs, torch.zeros_like(model.posedirs))
+
+
+def test_smil_like_file_keeps_every_shape_component_unless_asked_for_fewer(smil_like):
+    path, _ = smil_like
+    model = load_body_model(path)
+    assert model.num_betas == 20 and tuple(model.shapedirs.shape) == (6890, 3, 20)
+    assert body_forward(model, betas=torch.ones(2, 20)).vertices.shape == (2, 6890, 3)
+    assert load_body_model(path, num_betas=12).num_betas == 12
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_template_with_non_finite_values_is_refused(tmp_path, arrays, bad):
+    template = arrays["v_template"].copy()
+    template[123, 1] = bad
+    path = write_smpl_pickle({**arrays, "v_template": template}, tmp_path / "bad_template.pkl")
+    with pytest.raises(BodyModelFileError, match=r"bad_template\.pkl: v_template has 1 non-finite value.*\[123, 1\]"):
+        load_body_model(path)
 
 
 def test_missing_file_is_named():

@@ -1,6 +1,8 @@
 """The generator end to end on a tiny run: valid data, determinism, resume, clear errors."""
 
 import hashlib
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aims_lib.body import DEFAULT_BETAS
 from aims_lib.camera import project
 from aims_lib.data import load_dataset
 from aims_lib.synth import generator as gen
@@ -76,6 +79,78 @@ def test_refuses_to_mix_runs(tiny_run):
         generate(GeneratorConfig(12, 12, image_size=64, seed=6, workers=1), tiny_run)
 
 
+def test_annotations_keep_ten_betas_per_sample(tiny_run):
+    """The generator's shape space is fixed (10 betas), whatever the body model's default."""
+    raw = json.loads((tiny_run / "annotations.json").read_text())
+    assert {len(a["body"]["betas"]) for a in raw["annotations"]} == {DEFAULT_BETAS} == {10}
+
+
+def test_resume_removes_temporary_files_of_a_killed_run(tiny_run, tmp_path):
+    out = tmp_path / "killed"
+    shutil.copytree(tiny_run, out)
+    (out / "records" / "chunk_00001.json").unlink()  # the chunk being made when it was killed
+    leftovers = [  # names as atomic_write_bytes's mkstemp gives them
+        out / "images" / "real" / ".000013.jpg.k3j2l1x0.tmp",
+        out / "records" / ".chunk_00001.json.ab12cd34.tmp",
+        out / ".annotations.json.zz9yy8xx.tmp",
+        out / ".generator.json.q1w2e3r4.tmp",
+    ]
+    for path in leftovers:
+        path.write_bytes(b"half-written")
+    mine = out / "images" / "real" / "notes.tmp"  # not a name the generator writes: kept
+    mine.write_text("user file")
+    summary = generate(CONFIG, out)
+    assert summary["made_now"] == 12
+    assert [p for p in leftovers if p.exists()] == [] and mine.exists()
+    mine.unlink()
+    assert _hashes(out) == _hashes(tiny_run)
+
+
+def test_resume_without_generator_json_checks_annotations_first(tiny_run, tmp_path):
+    out = tmp_path / "no_manifest"
+    shutil.copytree(tiny_run, out)
+    (out / "generator.json").unlink()
+    before = _hashes(out)
+    with pytest.raises(ValueError, match=r"annotations\.json.*other arguments.*'seed': \(5, 6\)"):
+        generate(GeneratorConfig(12, 12, image_size=64, seed=6, workers=1), out)
+    assert _hashes(out) == before  # nothing written, nothing mixed
+    summary = generate(CONFIG, out)  # the same arguments: resumes, and restores the manifest
+    assert summary["made_now"] == 0 and summary["resumed_from"] == 24
+    assert _hashes(out) == _hashes(tiny_run)
+
+
+def test_resume_refuses_records_whose_arguments_are_unknown(tiny_run, tmp_path):
+    out = tmp_path / "bare"
+    shutil.copytree(tiny_run, out)
+    (out / "generator.json").unlink()
+    (out / "annotations.json").unlink()
+    with pytest.raises(ValueError, match=r"records.*neither generator\.json nor annotations\.json"):
+        generate(CONFIG, out)
+    assert not (out / "generator.json").exists()
+
+
+def test_annotations_without_generator_arguments_are_named(tiny_run, tmp_path):
+    out = tmp_path / "foreign"
+    shutil.copytree(tiny_run, out)
+    (out / "generator.json").unlink()
+    data = json.loads((out / "annotations.json").read_text())
+    del data["info"]["arguments"]
+    (out / "annotations.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"annotations\.json: info\.arguments is missing"):
+        generate(CONFIG, out)
+
+
+def test_corrupt_finished_image_is_redone_on_resume(tiny_run, tmp_path):
+    out = tmp_path / "corrupt"
+    shutil.copytree(tiny_run, out)
+    image = out / "images" / "synthetic" / "000003.jpg"
+    image.write_bytes(image.read_bytes()[: image.stat().st_size // 2])  # a truncated JPEG
+    summary = generate(CONFIG, out)
+    assert summary["made_now"] == 12 and summary["resumed_from"] == 12  # its chunk, only
+    assert summary["redone_images"] == ["images/synthetic/000003.jpg"]
+    assert _hashes(out) == _hashes(tiny_run)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -97,3 +172,38 @@ def test_cli_out_is_a_file(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "aims_lib.synth", "--out", str(f), "--n-real", "2"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "not a directory" in proc.stderr
+
+
+def test_renders_a_given_body_file(tmp_path):
+    """``body=``: a SMPL-format file (here the procedural infant made 15 % larger, with 20 shape
+    components as SMIL has) renders through the safe loader; the annotations hold that body's
+    keypoints and name it, and the run records which file made it."""
+    import torch
+
+    from aims_lib.body import body_forward, load_body_model, procedural_arrays, write_smpl_pickle
+
+    arrays = dict(procedural_arrays())
+    rng = np.random.default_rng(0)
+    arrays["v_template"] = arrays["v_template"] * 1.15
+    extra = 1e-3 * rng.normal(size=(*arrays["shapedirs"].shape[:2], 20 - arrays["shapedirs"].shape[2]))
+    arrays["shapedirs"] = np.concatenate([arrays["shapedirs"], extra], axis=2)
+    body = write_smpl_pickle(arrays, tmp_path / "smil_web.pkl")
+    out = tmp_path / "smil"
+    generate(GeneratorConfig(6, 0, image_size=64, seed=5, workers=1, body=str(body)), out)
+    ds = load_dataset(out)
+    raw = json.loads((out / "annotations.json").read_text())
+    assert ds.info["body"] == "smil_web.pkl" and "smil_web.pkl" in ds.info["description"]
+    assert ds.info["arguments"]["body_sha256"] == hashlib.sha256(body.read_bytes()).hexdigest()
+    assert {a["body"]["model"] for a in raw["annotations"]} == {"smil_web.pkl"}
+    model = load_body_model(body, num_betas=DEFAULT_BETAS)
+    for ann in raw["annotations"][:3]:
+        p = {k: torch.tensor([ann["body"][k]], dtype=torch.float32) for k in ("betas", "body_pose", "global_orient", "transl")}
+        posed = body_forward(model, p["betas"], p["body_pose"], p["global_orient"], p["transl"]).keypoints[0]
+        np.testing.assert_allclose(ann["keypoints_3d_world"], posed.numpy(), atol=2e-3)
+    procedural = load_body_model(num_betas=DEFAULT_BETAS)
+    ann = raw["annotations"][0]
+    p = {k: torch.tensor([ann["body"][k]], dtype=torch.float32) for k in ("betas", "body_pose", "global_orient", "transl")}
+    smaller = body_forward(procedural, p["betas"], p["body_pose"], p["global_orient"], p["transl"]).keypoints[0].numpy()
+    assert np.abs(np.asarray(ann["keypoints_3d_world"]) - smaller).max() > 0.02  # not the procedural body's
+    with pytest.raises(ValueError, match="other arguments.*body"):
+        generate(GeneratorConfig(6, 0, image_size=64, seed=5, workers=1), out)

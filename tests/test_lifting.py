@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aims_lib.body import coco17_keypoints, load_body_model
+from aims_lib.body import DEFAULT_BETAS, coco17_keypoints, load_body_model
 from aims_lib.camera import project, sample_camera, to_camera
 from aims_lib.data import load_dataset
 from aims_lib.data.format import AimsDataset, Sample
@@ -37,7 +37,7 @@ def scenes(tiny: AimsDataset) -> tuple[list[Sample], np.ndarray]:
     """The fixture's 12 samples with consistent annotations (its own 2D keypoints are random):
     one sampler pose per AIMS class seen by a random 256-px camera, as the generator writes
     them (world-frame normalised 3D keypoints, x2d = K [R|T] X); plus the camera-frame truth."""
-    model = load_body_model()
+    model = load_body_model(num_betas=DEFAULT_BETAS)
     rng = np.random.default_rng(3)
     betas = np.clip(rng.normal(size=(len(FINE), model.num_betas)), -2.0, 2.0)
     poses = sample_poses(list(FINE), rng, model, betas)

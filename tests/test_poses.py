@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from aims_lib.body import load_body_model
+from aims_lib.body import DEFAULT_BETAS, load_body_model
 from aims_lib.synth.poses import (
     FLOOR_TOL,
     POSE_SPECS,
@@ -25,7 +25,7 @@ PER_CLASS = 200
 
 @pytest.fixture(scope="module")
 def model():
-    return load_body_model()
+    return load_body_model(num_betas=DEFAULT_BETAS)
 
 
 def _betas(rng: np.random.Generator, n: int, num_betas: int) -> np.ndarray:

@@ -45,7 +45,7 @@ def test_crafted_body_model_is_refused_before_it_runs(tmp_path: Path) -> None:
 
 def test_a_clean_body_model_still_loads_and_trusted_is_an_explicit_opt_in(tmp_path: Path) -> None:
     path = write_smpl_pickle(procedural_arrays(), tmp_path / "infant.pkl")
-    assert load_body_model(path).num_betas == 10
+    assert load_body_model(path).num_betas == 14  # every shape component of the file
     odd = tmp_path / "odd.pkl"  # a harmless class outside the allow-list
     odd.write_bytes(pickle.dumps(OrderedDict(a=np.zeros(3)), protocol=2))
     with pytest.raises(UnsafePickleError, match="collections.OrderedDict"):

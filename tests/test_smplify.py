@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from aims_lib.body import BodyModel, body_forward, coco17_keypoints, load_body_model, procedural_arrays
+from aims_lib.body import DEFAULT_BETAS, BodyModel, body_forward, coco17_keypoints, load_body_model, procedural_arrays
 from aims_lib.camera import project, sample_camera, to_camera
 from aims_lib.pose_branch.metrics import (
     mpjpe,
@@ -35,7 +35,7 @@ from aims_lib.taxonomy import FINE, normalise_keypoints_3d
 
 @pytest.fixture(scope="module")
 def model() -> BodyModel:
-    return load_body_model()
+    return load_body_model(num_betas=DEFAULT_BETAS)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def _random_params(batch: int, num_betas: int, dtype: torch.dtype) -> dict[str, 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_keypoint_layer_equals_smplx(dtype: torch.dtype) -> None:
-    body = load_body_model(dtype=dtype)
+    body = load_body_model(num_betas=DEFAULT_BETAS, dtype=dtype)
     p = _random_params(16, body.num_betas, dtype)
     expected = body_forward(body, p["betas"], p["body_pose"], p["global_orient"], p["transl"]).keypoints
     got = KeypointLayer(body)(p["betas"], p["global_orient"], p["body_pose"], p["transl"])

@@ -7,6 +7,7 @@ returns a smplx SMPL module, ``coco17_keypoints`` turns its output into the proj
 
 from aims_lib.body.keypoints import COCO17_JOINT_IDS, COCO17_VERTEX_IDS, coco17_keypoints
 from aims_lib.body.model import (
+    DEFAULT_BETAS,
     BodyModel,
     BodyPose,
     body_forward,
@@ -29,6 +30,7 @@ from aims_lib.body.smpl_file import REQUIRED_KEYS, BodyModelFileError, read_smpl
 __all__ = [
     "COCO17_JOINT_IDS",
     "COCO17_VERTEX_IDS",
+    "DEFAULT_BETAS",
     "JOINT_NAMES",
     "LANDMARK_IDS",
     "NUM_JOINTS",

@@ -1,7 +1,7 @@
 """``python -m aims_lib.body --out FILE.pkl``: write the procedural infant as an SMPL pickle.
 
 The file loads with ``smplx.SMPL(model_path=FILE.pkl)`` as it is; repeated runs write the same
-bytes.
+bytes, atomically (an interrupted run leaves the old file, never a truncated one).
 """
 
 from __future__ import annotations

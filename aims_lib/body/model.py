@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import smplx
@@ -16,16 +16,25 @@ from aims_lib.body.keypoints import coco17_keypoints
 from aims_lib.body.procedural import JOINT_NAMES, NUM_JOINTS, smpl_arrays
 from aims_lib.body.smpl_file import read_smpl_pickle
 
+#: Shape components that the generator samples and that SMPLify fits on the default body: SMPL's
+#: usual 10 (the procedural body has 14; fixed, so that a seed's samples and fits never change).
+DEFAULT_BETAS: Final[int] = 10
+
 
 class BodyModel(smplx.SMPL):
     """smplx's SMPL that keeps every shape component of its data.
 
-    smplx keeps at most 10 betas of a model with fewer than 300 components (SMIL and the
-    procedural body have more than 10 but fewer than 300).
+    smplx keeps at most 10 betas of a model with fewer than 300 components (SMIL has 20, the
+    procedural body 14); here ``num_betas=None`` keeps them all, an int keeps the first ones.
     """
 
-    def __init__(self, arrays: dict[str, np.ndarray], num_betas: int = 10, **smplx_kwargs: Any) -> None:
-        available = int(arrays["shapedirs"].shape[-1])
+    def __init__(self, arrays: dict[str, np.ndarray], num_betas: int | None = None, **smplx_kwargs: Any) -> None:
+        shapedirs = arrays["shapedirs"]
+        if shapedirs.ndim != 3 or shapedirs.shape[-1] < 1:
+            raise ValueError(f"shapedirs must have shape (V, 3, K) with K >= 1, got {shapedirs.shape}")
+        available = int(shapedirs.shape[-1])
+        if num_betas is None:
+            num_betas = available
         if not 1 <= num_betas <= available:
             raise ValueError(f"num_betas must be in 1..{available} for this body model, got {num_betas}")
         self.SHAPE_SPACE_DIM = available  # read by smplx.SMPL.__init__; depends on the data
@@ -42,12 +51,15 @@ def procedural_arrays() -> dict[str, np.ndarray]:
 
 
 def load_body_model(
-    path: str | Path | None = None, num_betas: int = 10, trusted: bool = False, **smplx_kwargs: Any
+    path: str | Path | None = None, num_betas: int | None = None, trusted: bool = False, **smplx_kwargs: Any
 ) -> BodyModel:
     """The body model: the procedural infant by default, or an SMPL-format pickle (e.g. SMIL's
     ``smil_web.pkl``, read without chumpy) when ``path`` is given. The pickle is read with a
     restricted unpickler (it cannot run code); ``trusted=True`` is the opt-in for a file that
     needs more than arrays.
+
+    ``num_betas=None`` keeps every shape component the body has (14 procedural, 20 for SMIL);
+    callers whose parameter vectors or saved betas have a fixed length pass it explicitly.
 
     ``smplx_kwargs`` go to ``smplx.SMPL`` (``batch_size``, ``dtype``, ...).
     """

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from aims_lib.data.format import atomic_write_bytes
 from aims_lib.safe_pickle import UnsafePickleError, load_pickle
 
 #: Keys ``smplx.SMPL`` reads from a model pickle.
@@ -75,7 +76,9 @@ def read_smpl_pickle(path: str | Path, trusted: bool = False) -> dict[str, np.nd
 
     Raises ``FileNotFoundError`` naming the file, :class:`~aims_lib.safe_pickle.UnsafePickleError`
     when the pickle names a class a body model does not need (``trusted=True`` loads it anyway),
-    and :class:`BodyModelFileError` naming the missing keys when the pickle is not an SMPL model.
+    and :class:`BodyModelFileError` naming the missing keys when the pickle is not an SMPL model,
+    or the array and the first entry when a float array holds NaN or infinite values (they
+    would otherwise surface as NaN vertices deep inside a fit or a render).
     """
     path = Path(path)
     if not path.is_file():
@@ -94,16 +97,34 @@ def read_smpl_pickle(path: str | Path, trusted: bool = False) -> dict[str, np.nd
     arrays = {k: np.asarray(_plain(data[k])) for k in REQUIRED_KEYS}
     arrays["f"] = arrays["f"].astype(np.int64)
     arrays["kintree_table"] = arrays["kintree_table"].astype(np.int64)
+    for key, a in arrays.items():
+        _check_finite(path, key, a)
     return arrays
 
 
+def _check_finite(path: Path, key: str, a: np.ndarray) -> None:
+    """Refuse NaN or infinite values in a numeric array, naming the file, the array and where."""
+    if not np.issubdtype(a.dtype, np.number):
+        raise BodyModelFileError(f"{path}: {key} holds {a.dtype} values, not numbers")
+    bad = ~np.isfinite(a)
+    if bad.any():
+        first = [int(i) for i in np.argwhere(bad)[0]]
+        raise BodyModelFileError(
+            f"{path}: {key} has {int(bad.sum())} non-finite value(s) (NaN or infinite), "
+            f"the first at {first}: {a[tuple(first)]}"
+        )
+
+
 def write_smpl_pickle(arrays: dict[str, np.ndarray], path: str | Path) -> Path:
-    """Write plain arrays as a pickle that ``smplx.SMPL(model_path=path)`` loads unchanged."""
+    """Write plain arrays as a pickle that ``smplx.SMPL(model_path=path)`` loads unchanged.
+
+    Written atomically: an interrupted write leaves the old file (or none), never a truncated
+    pickle that a later run would fail to read.
+    """
     missing = [k for k in REQUIRED_KEYS if k not in arrays]
     if missing:
         raise BodyModelFileError(f"cannot write an SMPL pickle without: {', '.join(missing)}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as fh:
-        pickle.dump({k: np.ascontiguousarray(arrays[k]) for k in REQUIRED_KEYS}, fh, protocol=4)
+    payload = pickle.dumps({k: np.ascontiguousarray(arrays[k]) for k in REQUIRED_KEYS}, protocol=4)
+    atomic_write_bytes(path, payload)
     return path

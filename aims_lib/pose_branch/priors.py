@@ -173,9 +173,9 @@ def default_pose_prior(
     ``data/cache``) and kept in memory for the process.
     """
     if model is None:
-        from aims_lib.body import load_body_model
+        from aims_lib.body import DEFAULT_BETAS, load_body_model
 
-        model = load_body_model()
+        model = load_body_model(num_betas=DEFAULT_BETAS)
     directory = Path(cache_dir or os.environ.get("AIMS_CACHE_DIR") or DEFAULT_CACHE_DIR)
     return _cached_prior(str(directory), _library_key(model, per_class, seed, NUM_COMPONENTS), model, per_class, seed)
 

@@ -353,9 +353,9 @@ class SMPLify:
         device: torch.device | str | None = None,
     ) -> None:
         if model is None:
-            from aims_lib.body import load_body_model
+            from aims_lib.body import DEFAULT_BETAS, load_body_model
 
-            model = load_body_model()
+            model = load_body_model(num_betas=DEFAULT_BETAS)
         self.config = config
         self.device = torch.device(device) if device is not None else model.v_template.device
         self.num_betas = int(model.num_betas)

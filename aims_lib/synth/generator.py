@@ -4,13 +4,26 @@ The run is planned up front from the seed: every sample has an id, a fine class 
 the 12 classes in each domain), a domain and a split. Samples are made in fixed chunks; chunk
 ``c`` draws everything from ``default_rng([seed, c])``, so the content of a sample never
 depends on the number of workers or on where an interrupted run resumed. A chunk is finished
-when its record file ``records/chunk_NNNNN.json`` exists (written atomically after its images);
-a resumed run skips finished chunks and redoes the others. ``annotations.json`` is assembled
-from the records at the end, so the same seed gives byte-identical files.
+when its record file ``records/chunk_NNNNN.json`` exists (written atomically after its images)
+and every image it lists decodes; a resumed run skips finished chunks and redoes the others
+(a chunk with a missing or corrupt image is redone whole: its images share one random stream).
+Before that it checks that the folder holds a run with the same arguments (``generator.json``,
+or ``annotations.json`` when the manifest is gone) and removes the temporary files that a
+killed run's atomic writes left. ``annotations.json`` is assembled from the records at the
+end, so the same seed gives byte-identical files. One run at a time per folder.
+
+The body is the procedural infant unless ``body`` names an SMPL-format file (SMIL's
+``smil_web.pkl``), read through the safe loader. Shapes are drawn from the body's own shape
+space as SMPL-family models define it: the first :data:`~aims_lib.body.DEFAULT_BETAS` shape
+coefficients, each a standard normal (the components are PCA directions scaled to one standard
+deviation) clipped to +-2 sd, the same draw for either body. Keypoints, 3D keypoints, cameras and
+body parameters in the annotations are those of the body used; ``info.body`` and each
+annotation's ``body.model`` name it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -24,7 +37,7 @@ from typing import Any, Final
 import numpy as np
 
 from aims_lib import taxonomy
-from aims_lib.data.format import atomic_write_bytes, new_dataset, write_dataset
+from aims_lib.data.format import ANNOTATIONS_FILE, atomic_write_bytes, new_dataset, write_dataset
 
 GENERATOR_VERSION: Final[str] = "1"
 CHUNK_SIZE: Final[int] = 32
@@ -33,6 +46,9 @@ CHUNK_SIZE: Final[int] = 32
 REAL_TEST_FRACTION: Final[float] = 198 / 750
 REAL_VAL_FRACTION: Final[float] = 0.10
 JPEG_QUALITY: Final[int] = 95
+#: Names of the temporary files ``atomic_write_bytes`` writes beside their target.
+TEMPORARY_GLOB: Final[str] = ".*.tmp"
+MANIFEST_FILE: Final[str] = "generator.json"
 #: Minimum share of keypoints that must land inside the image, else the camera is redrawn.
 MIN_KEYPOINTS_IN_IMAGE: Final[int] = 12
 MAX_CAMERA_TRIES: Final[int] = 20
@@ -46,6 +62,11 @@ REAL_DOMAIN_NOTE: Final[str] = (
     "real photographs (photographic floors and out-of-focus backdrops, colour casts, directional lighting). "
     "No real infant appears in this data; numbers on it are not the paper's numbers."
 )
+BODY_FILE_NOTE: Final[str] = (
+    "Rendered by aims_lib.synth from the body model {body}: 'synthetic' imitates the paper's SMIL renders, "
+    "'real' (when present) is a rendering proxy of real photographs."
+)
+PROCEDURAL_BODY: Final[str] = "procedural-infant"
 
 
 @dataclass(frozen=True)
@@ -57,8 +78,21 @@ class GeneratorConfig:
     image_size: int = 256
     seed: int = 0
     workers: int = 1
+    body: str | None = None  # SMPL-format body file (e.g. smil_web.pkl); None: the procedural infant
+    trust_body: bool = False  # opt-in: unpickle ``body`` fully (SECURITY.md)
+
+    def arguments(self) -> dict[str, Any]:
+        """What makes the data (recorded in ``info.arguments``, compared on resume): the body by
+        file name and content digest, and only when one is given, so that procedural runs keep
+        their bytes; not the workers or the trust."""
+        args: dict[str, Any] = {k: v for k, v in asdict(self).items() if k not in ("workers", "body", "trust_body")}
+        if self.body is not None:
+            args |= {"body": Path(self.body).name, "body_sha256": hashlib.sha256(Path(self.body).read_bytes()).hexdigest()}
+        return args
 
     def validate(self) -> None:
+        if self.body is not None and not Path(self.body).is_file():
+            raise ValueError(f"body model not found: {self.body}")
         if self.n_synthetic < 0 or self.n_real < 0:
             raise ValueError(
                 f"sample counts must be >= 0, got n_synthetic={self.n_synthetic}, n_real={self.n_real}"
@@ -134,15 +168,16 @@ def _round(a: np.ndarray, decimals: int) -> list[Any]:
 class _ChunkMaker:
     """Per-process state: the body model and an offscreen renderer, built once per worker."""
 
-    def __init__(self, image_size: int) -> None:
+    def __init__(self, image_size: int, body: str | None = None, trust_body: bool = False) -> None:
         import torch
 
-        from aims_lib.body import load_body_model, vertex_parts
+        from aims_lib.body import DEFAULT_BETAS, load_body_model, vertex_parts
         from aims_lib.synth.render import Renderer
 
         torch.set_num_threads(1)
-        self.image_size = image_size
-        self.model = load_body_model()
+        self.image_size, self.body = image_size, body
+        self.body_name = Path(body).name if body else PROCEDURAL_BODY
+        self.model = load_body_model(body, num_betas=DEFAULT_BETAS, trusted=trust_body)
         self.faces = np.asarray(self.model.faces, dtype=np.int64)
         self.template = self.model.v_template.detach().cpu().numpy()
         self.parts = vertex_parts(self.model)
@@ -206,7 +241,7 @@ class _ChunkMaker:
                         "keypoints_3d_world": _round(kp3d, 5),
                         "camera": {k: _round(v, 6) for k, v in camera.to_dict().items()},
                         "body": {
-                            "model": "procedural-infant",
+                            "model": self.body_name,
                             "betas": _round(betas[i], 5),
                             "global_orient": _round(poses.global_orient[i], 6),
                             "body_pose": _round(poses.body_pose[i], 6),
@@ -222,15 +257,15 @@ class _ChunkMaker:
 _MAKER: _ChunkMaker | None = None
 
 
-def _worker_init(image_size: int) -> None:
+def _worker_init(image_size: int, body: str | None = None, trust_body: bool = False) -> None:
     """Build this process's body model and renderer, reusing them across in-process runs
     (a second EGL context in one process fails, so the old renderer is closed first)."""
     global _MAKER
-    if _MAKER is not None and _MAKER.image_size == image_size:
+    if _MAKER is not None and (_MAKER.image_size, _MAKER.body) == (image_size, body):
         return
     if _MAKER is not None:
         _MAKER.renderer.close()
-    _MAKER = _ChunkMaker(image_size)
+    _MAKER = _ChunkMaker(image_size, body, trust_body)
 
 
 def _worker_run(task: tuple[str, int, int, list[PlannedSample]]) -> tuple[int, int]:
@@ -246,21 +281,80 @@ def _record_path(out_dir: Path, index: int) -> Path:
     return out_dir / "records" / f"chunk_{index:05d}.json"
 
 
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc}); cannot tell which arguments made this run") from None
+
+
+def _arguments_in_annotations(path: Path) -> dict[str, Any]:
+    """The generator arguments recorded in a finished run's ``info`` block."""
+    data = _read_json(path)
+    info = data.get("info") if isinstance(data, dict) else None
+    if not isinstance(info, dict):
+        raise ValueError(f"{path}: info is missing; cannot tell which arguments made this run")
+    arguments = info.get("arguments")
+    if not isinstance(arguments, dict):
+        raise ValueError(f"{path}: info.arguments is missing; cannot tell which arguments made this run")
+    return {"generator_version": info.get("generator_version"), **arguments}
+
+
 def _check_run_matches(out_dir: Path, config: GeneratorConfig) -> None:
-    """Refuse to resume into a directory made with other arguments (it would mix data)."""
-    manifest = out_dir / "generator.json"
-    mine = {"generator_version": GENERATOR_VERSION, **asdict(config)}
-    mine.pop("workers")
+    """Refuse to resume into a directory made with other arguments (it would mix data).
+
+    The arguments come from ``generator.json``, else from ``annotations.json`` (a finished run
+    whose manifest was deleted); records that neither file accounts for are refused too.
+    """
+    manifest = out_dir / MANIFEST_FILE
+    mine = {"generator_version": GENERATOR_VERSION, **config.arguments()}
     if manifest.exists():
-        theirs = json.loads(manifest.read_text())
-        if theirs != mine:
-            diff = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
-            raise ValueError(
-                f"{out_dir} holds a run with other arguments {diff} (existing, requested); "
-                "use another --out or delete it"
-            )
+        source, theirs = manifest, _read_json(manifest)
+        if not isinstance(theirs, dict):
+            raise ValueError(f"{manifest}: holds a {type(theirs).__name__}, not the generator arguments")
+    elif (out_dir / ANNOTATIONS_FILE).exists():
+        source = out_dir / ANNOTATIONS_FILE
+        theirs = _arguments_in_annotations(source)
+    elif any((out_dir / "records").glob("chunk_*.json")):
+        raise ValueError(
+            f"{out_dir / 'records'} holds generator records but neither {MANIFEST_FILE} nor "
+            f"{ANNOTATIONS_FILE} says which arguments made them; use another --out or delete the folder"
+        )
     else:
+        source, theirs = None, mine
+    if theirs != mine:
+        diff = {k: (theirs.get(k), mine.get(k)) for k in {**theirs, **mine} if theirs.get(k) != mine.get(k)}
+        raise ValueError(
+            f"{source} holds a run with other arguments {diff} (existing, requested); "
+            "use another --out or delete it"
+        )
+    if source != manifest:
         atomic_write_bytes(manifest, json.dumps(mine, indent=2).encode())
+
+
+def _remove_temporaries(out_dir: Path) -> int:
+    """Delete the temporary files a killed run's atomic writes left (only where and as the
+    generator writes them); returns how many."""
+    folders = [out_dir, out_dir / "records", *(out_dir / "images" / d for d in ("synthetic", "real"))]
+    removed = 0
+    for folder in folders:
+        for tmp in folder.glob(TEMPORARY_GLOB):
+            if tmp.is_file():
+                tmp.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def _image_is_intact(path: Path) -> bool:
+    """Whether ``path`` exists and Pillow decodes all of it (a truncated JPEG does not)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return False
+    return True
 
 
 def _progress(total: int, initial: int) -> Any:
@@ -275,9 +369,19 @@ def generate(config: GeneratorConfig, out_dir: Path | str) -> dict[str, Any]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_run_matches(out_dir, config)
+    _remove_temporaries(out_dir)
     plan = plan_samples(config)
     all_chunks = chunks(plan)
-    todo = [(i, c) for i, c in enumerate(all_chunks) if not _record_path(out_dir, i).exists()]
+    todo: list[tuple[int, list[PlannedSample]]] = []
+    redone: list[str] = []
+    for i, c in enumerate(all_chunks):
+        if not _record_path(out_dir, i).exists():
+            todo.append((i, c))
+            continue
+        broken = [s.file_name for s in c if not _image_is_intact(out_dir / s.file_name)]
+        if broken:  # a finished chunk whose image was damaged since: make the chunk again
+            todo.append((i, c))
+            redone += broken
     done_images = len(plan) - sum(len(c) for _, c in todo)
     tasks = [(str(out_dir), config.seed, i, c) for i, c in todo]
 
@@ -291,15 +395,16 @@ def generate(config: GeneratorConfig, out_dir: Path | str) -> dict[str, Any]:
         bar.close()
     seconds = time.perf_counter() - start
 
-    data = new_dataset(
-        {
-            "source": "embedded-generator",
-            "description": REAL_DOMAIN_NOTE,
-            "generator_version": GENERATOR_VERSION,
-            "seed": config.seed,
-            "arguments": {k: v for k, v in asdict(config).items() if k != "workers"},
-        }
-    )
+    info: dict[str, Any] = {
+        "source": "embedded-generator",
+        "description": REAL_DOMAIN_NOTE,
+        "generator_version": GENERATOR_VERSION,
+        "seed": config.seed,
+        "arguments": config.arguments(),
+    }
+    if config.body is not None:
+        info |= {"description": BODY_FILE_NOTE.format(body=Path(config.body).name), "body": Path(config.body).name}
+    data = new_dataset(info)
     for i in range(len(all_chunks)):
         for rec in json.loads(_record_path(out_dir, i).read_text()):
             data["images"].append(rec["image"])
@@ -310,6 +415,7 @@ def generate(config: GeneratorConfig, out_dir: Path | str) -> dict[str, Any]:
         "images": len(plan),
         "made_now": made,
         "resumed_from": done_images,
+        "redone_images": redone,
         "seconds": round(seconds, 2),
         "images_per_second": round(made / seconds, 2) if made else None,
     }
@@ -318,11 +424,11 @@ def generate(config: GeneratorConfig, out_dir: Path | str) -> dict[str, Any]:
 
 def _run_tasks(tasks: list[tuple[str, int, int, list[PlannedSample]]], config: GeneratorConfig) -> Iterator[tuple[int, int]]:
     if config.workers == 1:
-        _worker_init(config.image_size)
+        _worker_init(config.image_size, config.body, config.trust_body)
         yield from map(_worker_run, tasks)
         return
     ctx = mp.get_context("spawn")  # fresh interpreters: no forked GL or torch state
-    with ctx.Pool(config.workers, initializer=_worker_init, initargs=(config.image_size,)) as pool:
+    with ctx.Pool(config.workers, initializer=_worker_init, initargs=(config.image_size, config.body, config.trust_body)) as pool:
         yield from pool.imap_unordered(_worker_run, tasks)
 
 
