@@ -78,11 +78,14 @@ def load_weights_file(path: str | Path, map_location: Any = "cpu") -> Any:
 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
         found = [line.strip() for line in str(err).splitlines() if "GLOBAL" in line]
+        if not found:  # not a refused class: a damaged or foreign file
+            reason = str(err).split("WeightsUnpickler error:")[-1].strip().splitlines()[0]
+            raise ValueError(f"{path}: not a readable weights file ({type(err).__name__}: {reason})") from None
         raise UnsafePickleError(
             f"{path}: refuses to load: it holds objects beyond tensors and plain containers, and unpickling them "
-            f"could run code ({found[0] if found else type(err).__name__}). Weights never need them, so there is "
+            f"could run code ({found[0]}). Weights never need them, so there is "
             f"no opt-in here; if you trust the file, load it once yourself (torch.load(..., weights_only=False)) "
             f"and torch.save only its tensors and plain values"
         ) from err

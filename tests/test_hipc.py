@@ -221,8 +221,11 @@ def test_save_and_load_give_the_same_predictions(tmp_path):
     with pytest.raises(ValueError, match="coarse_probs"):
         predict_hipc(model, kp)
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="bad.pt: not a readable weights file"):
         load_hipc(tmp_path / "bad.pt")
+    torch.save({"format": "something else", "state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="other.pt: not a HIPC checkpoint"):
+        load_hipc(tmp_path / "other.pt")
     with pytest.raises(FileNotFoundError):
         load_hipc(tmp_path / "missing.pt")
 
