@@ -7,8 +7,9 @@ atomically into a run's reports folder.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -153,16 +154,18 @@ def plot_label_histograms(dataset: AimsDataset) -> Figure:
     return fig
 
 
-def plot_training_curves(histories: dict[str, list[dict]]) -> Figure:
-    """Per-epoch source cross-entropy, LMMD and real-val accuracy of several runs."""
+def plot_training_curves(runs: dict[str, dict]) -> Figure:
+    """Per-epoch source cross-entropy, adaptation loss and real-val accuracy of several runs, side
+    by side; ``runs`` maps a label to a run's metrics (``config`` and ``history``). Each run's
+    adaptation loss is the history entry named after its method (none for source-only)."""
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
-    for name, hist in histories.items():
+    for k, (name, metrics) in enumerate(runs.items()):
+        hist, method = metrics["history"], metrics["config"]["method"]
         epochs = [h["epoch"] for h in hist]
-        for ax, key in zip(axes, ("ce", "lmmd", "val_acc")):
-            if key == "lmmd" and not any(h[key] for h in hist):
-                continue
-            ax.plot(epochs, [h[key] for h in hist], marker="o", ms=3, label=name)
-    for ax, title in zip(axes, ("source cross-entropy", "LMMD", "real-val top-1 (%)")):
+        for ax, key in zip(axes, ("ce", method, "val_acc")):
+            if all(key in h for h in hist):  # one colour per run in every panel
+                ax.plot(epochs, [h[key] for h in hist], marker="o", ms=3, color=f"C{k % 10}", label=name)
+    for ax, title in zip(axes, ("source cross-entropy", "adaptation loss (each method's own)", "real-val top-1 (%)")):
         ax.set(title=title, xlabel="epoch")
     axes[2].legend(fontsize=7)
     fig.tight_layout()
@@ -412,6 +415,21 @@ def plot_grouped_bars(
     ax.set(title=title, ylabel=ylabel)
     ax.legend(fontsize=7)
     return fig
+
+
+def plot_method_comparison(record: Mapping[str, Any], title: str) -> Figure:
+    """Top-1 with 95 % intervals per source (groups) and method (bars) of a method x source
+    record (:meth:`aims_lib.image_branch.comparison.MethodComparison.record`), the oracle beside."""
+    groups: dict[str, dict[str, float | None]] = {}
+    intervals: dict[str, dict[str, tuple[float, float]]] = {}
+    for method, by_source in record["cells"].items():
+        for source, c in by_source.items():
+            groups.setdefault(source, {})[record["titles"][method]] = c["top1"]
+            intervals.setdefault(source, {})[record["titles"][method]] = (c["top1_low"], c["top1_high"])
+    oracle, name = record["oracle"], record["titles"]["source_only"]
+    groups["real (target oracle)"] = {name: oracle["top1"]}
+    intervals["real (target oracle)"] = {name: (oracle["top1_low"], oracle["top1_high"])}
+    return plot_grouped_bars(groups, title, intervals=intervals)
 
 
 def plot_lambda_sweep(lambdas: Sequence[float], curves: dict[str, Sequence[float]], title: str) -> Figure:

@@ -52,6 +52,11 @@ class Profile:
     #: iterations: val 49 / 51, test 52 / 49; the same at 160 px, 300 iterations: val 52 / 49,
     #: test 53 / 52, about 30 s per run after a one-off cache of 50 s. Chosen: the last.
     image_freeze_stages: int = 0
+    #: Sources on which notebook 05 runs the adaptation methods beyond the paper's (DAN, DANN,
+    #: CDAN+E, MCC; source-only and LMMD run on every source in notebook 02). Quick: the synthetic
+    #: source only (the largest domain gap): the four runs took 138 s on 2 CPU cores (about 35 s
+    #: each), both sources would double that and leave the quick budget.
+    uda_sources: tuple[str, ...] = ("synthetic", "synthetic+real")
 
 
 PROFILES: Final[dict[str, Profile]] = {
@@ -59,12 +64,12 @@ PROFILES: Final[dict[str, Profile]] = {
     for p in (
         Profile("smoke", n_synthetic=48, n_real=48, render_size=96,
                 image_arch="efficientnet_lite0", image_size=64, image_epochs=1, image_iters=2, image_batch=8,
-                pretrain_epochs=1, pretrain_iters=2, image_freeze_stages=4,
+                pretrain_epochs=1, pretrain_iters=2, image_freeze_stages=4, uda_sources=("synthetic",),
                 pose2d_config="lite0_160x160.py", pose2d_epochs=1, pose2d_batch=16,
                 hipc_epochs=2),
         Profile("quick", n_synthetic=1200, n_real=750, render_size=224,
                 image_arch="efficientnet_lite0", image_size=160, image_epochs=12, image_iters=25, image_batch=32,
-                pretrain_epochs=12, pretrain_iters=40, image_freeze_stages=7,
+                pretrain_epochs=12, pretrain_iters=40, image_freeze_stages=7, uda_sources=("synthetic",),
                 pose2d_config="lite0_160x160.py", pose2d_epochs=8, pose2d_batch=32,
                 hipc_epochs=30),
         Profile("paper", n_synthetic=4000, n_real=750, render_size=256,
@@ -92,11 +97,13 @@ def embedded_data_dir(profile: str, seed: int) -> Path:
     return REPO / "data" / "embedded" / f"{profile}-seed{seed}"
 
 
-def reports_path(profile: str, seed: int, data_dir: str | Path = "", root: Path = REPO / "reports") -> Path:
+def reports_path(profile: str, seed: int, data_dir: str | Path = "", root: Path = REPO / "reports",
+                 smil_model: str | Path = "") -> Path:
     """Where a run's executed notebooks, figures and results go: ``reports/<profile>/seed<k>``
     for the embedded data of seed ``k``, ``reports/<profile>/<data folder>-seed<k>`` for a
-    dataset directory, so runs of other seeds and data live side by side."""
-    tag = f"{Path(data_dir).resolve().name}-" if data_dir else ""
+    dataset directory, with ``<SMIL file stem>-`` before ``seed`` when a SMIL body is used, so
+    runs of other seeds, data and bodies live side by side."""
+    tag = (f"{Path(data_dir).resolve().name}-" if data_dir else "") + (f"{Path(smil_model).stem}-" if smil_model else "")
     return root / profile / f"{tag}seed{seed}"
 
 

@@ -30,7 +30,11 @@ PROFILES = ("smoke", "quick", "paper")
 #: ``table2`` and ``table3``, its 95 % interval, macro accuracy and per-seed values
 #: (:func:`aims_lib.statistics.summarise_seeds`); ``comparisons`` the paper's comparisons as
 #: paired differences (:class:`aims_lib.statistics.Comparison`). Table 3's ``real`` row is the
-#: target oracle (trained on the real training labels only).
+#: target oracle (trained on the real training labels only). ``uda_methods`` (notebook 05) holds
+#: the domain-adaptation methods side by side (coarse): ``cells[method][source]`` and ``oracle``,
+#: each an ``accuracy`` record, a cell adding the share of the source-only-to-oracle gap it closes
+#: and its paired difference to source-only; ``plan`` names the sources each method ran on and
+#: ``budget`` why some ran on fewer (:mod:`aims_lib.image_branch.comparison`).
 RESULT_KEYS: dict[str, Any] = {
     "table2": {"coarse": ("image", "image_lmmd", "pose"), "fine": ("image", "image_lmmd", "pose", "full")},
     "table3": {"synthetic": ("image", "image_lmmd"), "synthetic+real": ("image", "image_lmmd"), "real": ("image",)},
@@ -39,6 +43,8 @@ RESULT_KEYS: dict[str, Any] = {
     "smplify": ("fits_per_second", "pa_mpjpe_gt2d", "pa_mpjpe_estimated2d"),
     #: 2D keypoints on the real test split: COCO OKS AP, PCK at 0.05 and 0.1 of the box's longer side
     "pose2d": ("ap", "pck05", "pck10", "pck05_interval", "pck10_interval", "config"),
+    "uda_methods": ("level", "seeds", "plan", "cells", "oracle", "titles", "budget"),
+    "uda_cell": ("gap_closed", "vs_source_only", "runs"),
 }
 
 
@@ -119,6 +125,7 @@ def collect_results(out_dir: Path, parameters: dict[str, Any], walls: dict[str, 
     image = _record(out_dir, "02_image_branch")
     pose = _record(out_dir, "03_pose_branch")
     full = _record(out_dir, "04_hipc_full_model")
+    ablations = _record(out_dir, "05_ablations")
     table2 = {level: {k: None for k in keys} for level, keys in RESULT_KEYS["table2"].items()}
     for level, row in image.get("table2_image", {}).items():
         table2[level].update(row)
@@ -147,6 +154,7 @@ def collect_results(out_dir: Path, parameters: dict[str, Any], walls: dict[str, 
         "accuracy": accuracy,
         "comparisons": image.get("comparisons", []) + full.get("comparisons", []),
         "gap_closed": image.get("gap_closed"),
+        "uda_methods": ablations.get("uda_methods"),
         "smplify": smplify,
         "pose2d": pose2d,
         "image_backbone": {"name": backbone.get("name"), "weights": backbone.get("weights")},
@@ -205,6 +213,10 @@ def results_markdown(results: dict[str, Any]) -> str:
     out = markdown_table(rows)
     if comparisons:
         out += "\n\n" + markdown_table(comparisons)
+    if results.get("uda_methods"):
+        from aims_lib.image_branch.comparison import table_rows
+
+        out += "\n\n" + markdown_table(table_rows(results["uda_methods"]))
     return out
 
 
@@ -244,12 +256,41 @@ def check_results(results: dict[str, Any]) -> None:
                     raise ValueError(f"results: accuracy.{table}.{group}.{k} lacks {missing}")
                 if not detail["top1_low"] <= detail["top1"] <= detail["top1_high"]:
                     raise ValueError(f"results: accuracy.{table}.{group}.{k}: top1 {detail['top1']} outside its interval")
+    _check_uda_methods(results.get("uda_methods"))
     for i, c in enumerate(results["comparisons"]):
         missing = [f for f in RESULT_KEYS["comparisons"] if f not in c]
         if missing:
             raise ValueError(f"results: comparisons[{i}] ({c.get('name', '?')}) lacks {missing}")
         if not 0.0 <= c["p"] <= 1.0:
             raise ValueError(f"results: comparisons[{i}] ({c['name']}): p {c['p']} is not a probability")
+
+
+def _check_uda_methods(uda: dict[str, Any] | None) -> None:
+    """The ``uda_methods`` block (None: notebook 05 has not run): every planned cell and the
+    oracle present, each with its seeds and a top-1 inside its interval."""
+    if uda is None:
+        return
+    missing = [k for k in RESULT_KEYS["uda_methods"] if k not in uda]
+    if missing:
+        raise ValueError(f"results: uda_methods lacks {missing}")
+    details = {"oracle": uda["oracle"]}
+    for method, sources in uda["plan"].items():
+        for source in sources:
+            cell = uda["cells"].get(method, {}).get(source)
+            if cell is None:
+                raise ValueError(f"results: uda_methods.cells.{method}.{source} is planned but missing")
+            lacking = [k for k in RESULT_KEYS["uda_cell"] if k not in cell]
+            if lacking:
+                raise ValueError(f"results: uda_methods.cells.{method}.{source} lacks {lacking}")
+            details[f"cells.{method}.{source}"] = cell
+    for where, d in details.items():
+        lacking = [k for k in RESULT_KEYS["accuracy"] if k not in d]
+        if lacking:
+            raise ValueError(f"results: uda_methods.{where} lacks {lacking}")
+        if not d["seeds"]:
+            raise ValueError(f"results: uda_methods.{where} has no seeds")
+        if not d["top1_low"] <= d["top1"] <= d["top1_high"]:
+            raise ValueError(f"results: uda_methods.{where}: top1 {d['top1']} outside its interval")
 
 
 def reproduce(parameters: dict[str, Any], out_dir: Path, selection: Sequence[Path] | None = None) -> dict[str, Any]:
@@ -307,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         selection = [nb for nb in selection if any(nb.name.startswith(p) for p in args.only)]
     if not selection:
         parser.error("no notebooks to run (notebooks/NN_*.ipynb)")
-    out_dir = reports_path(args.profile, args.seed, args.data_dir, root=args.reports)
+    out_dir = reports_path(args.profile, args.seed, args.data_dir, root=args.reports, smil_model=args.smil_model)
     params = {"profile": args.profile, "seed": args.seed, "device": args.device,
               "reports_dir": str(out_dir)}
     if args.train_seeds:  # notebooks 02 and 04 read it

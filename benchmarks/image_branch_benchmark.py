@@ -18,8 +18,8 @@ import time
 import torch
 from torch import nn
 
+from aims_lib.adaptation.lmmd import lmmd_loss
 from aims_lib.image_branch import ImageBranch, get_backbone
-from aims_lib.lmmd import lmmd_loss
 from aims_lib.profiles import get_profile
 
 

@@ -1,7 +1,7 @@
 """LMMD speed: our torch implementation against the reference style, and its share of a step.
 
 Prints (i) forward+backward time of LMMD at B in {32, 128}, C in {4, 12}, 256-d features on the
-CPU, for ``aims_lib.lmmd.lmmd_loss`` and for a faithful re-implementation of the style of the
+CPU, for ``aims_lib.adaptation.lmmd.lmmd_loss`` and for a faithful re-implementation of the style of the
 public code (class weights computed in NumPy on the host from labels and probabilities copied
 off the device, pairwise distances by broadcasting a (2B, 2B, d) difference tensor, a Python
 loop over kernels), and (ii) the share of a ResNet-18 image-branch training step spent in LMMD.
@@ -16,8 +16,8 @@ import time
 import numpy as np
 import torch
 
+from aims_lib.adaptation.lmmd import lmmd_loss
 from aims_lib.image_branch import ImageBranch
-from aims_lib.lmmd import lmmd_loss
 
 
 def reference_style_lmmd(xs: torch.Tensor, xt: torch.Tensor, ys: torch.Tensor, pt: torch.Tensor, num_classes: int,

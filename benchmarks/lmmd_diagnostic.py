@@ -40,10 +40,10 @@ def main() -> None:
             cfg = profile_config(prof, "coarse", "synthetic", method, epochs=prof.image_epochs * mult,
                                  target_labels=targets, pretrained=start.weights, pretrained_source=start.source,
                                  seed=args.seed, device="cpu")
-            start = time.perf_counter()
+            t0 = time.perf_counter()
             m = train_image_branch(ds, args.out / f"{method}_{targets}_x{mult}", cfg)
             iters = cfg.epochs * cfg.iters_per_epoch
-            print(f"{label:22s} {iters:10d} {m['best_val_acc']:9.1f} {m['test_acc']:9.1f} {time.perf_counter() - start:8.0f}")
+            print(f"{label:22s} {iters:10d} {m['best_val_acc']:9.1f} {m['test_acc']:9.1f} {time.perf_counter() - t0:8.0f}")
 
 
 if __name__ == "__main__":

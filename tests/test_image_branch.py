@@ -1,5 +1,6 @@
 import json
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -7,7 +8,9 @@ import torch
 
 from aims_lib.image_branch import ImageBranch, ImageTrainConfig, train_image_branch
 from aims_lib.image_branch import trainer as trainer_mod
-from aims_lib.image_branch.trainer import dsan_lr, ramp_factor
+from aims_lib.adaptation import build_method
+from aims_lib.adaptation.schedule import ramp_factor
+from aims_lib.image_branch.trainer import dsan_lr
 
 TINY = dict(arch="resnet18", image_size=32, batch_size=4, epochs=2, iters_per_epoch=2, seed=3)
 
@@ -79,6 +82,20 @@ def test_bad_config():
         ImageTrainConfig(epochs=0).validate()
     with pytest.raises(ValueError, match="target oracle.*source_only"):
         ImageTrainConfig(source="real", method="lmmd").validate()
+    with pytest.raises(ValueError, match="method must be one of source_only, lmmd, dan, dann, cdan, mcc, got 'coral'"):
+        ImageTrainConfig(method="coral").validate()
+    with pytest.raises(ValueError, match="adaptation_weight must be >= 0, got -1"):
+        ImageTrainConfig(adaptation_weight=-1.0).validate()
+
+
+def test_weight_and_ramp_default_to_the_method():
+    assert (ImageTrainConfig().adaptation_weight, ImageTrainConfig().ramp) == (0.5, "deepda")  # LMMD, the paper's
+    assert (ImageTrainConfig(method="dann").adaptation_weight, ImageTrainConfig(method="dann").ramp) == (1.0, "none")
+    given = ImageTrainConfig(method="mcc", adaptation_weight=0.3, ramp="dsan")
+    assert (given.adaptation_weight, given.ramp) == (0.3, "dsan")
+    # source-only has no adaptation loss: nothing to weigh, whatever a notebook passes
+    plain = ImageTrainConfig(method="source_only", adaptation_weight=0.5, ramp="deepda")
+    assert (plain.adaptation_weight, plain.ramp) == (0.0, "none")
 
 
 def test_training_writes_run_and_never_selects_on_test(aims_tiny, tmp_path):
@@ -104,12 +121,15 @@ def test_training_writes_run_and_never_selects_on_test(aims_tiny, tmp_path):
 
 def test_target_oracle_trains_on_real_labels_only(aims_tiny, tmp_path):
     metrics = train_image_branch(aims_tiny, tmp_path / "oracle", ImageTrainConfig(**{**TINY, "source": "real", "method": "source_only"}))
-    assert metrics["config"]["source"] == "real" and metrics["history"][-1]["lmmd"] == 0.0
+    assert metrics["config"]["source"] == "real"
+    assert set(metrics["history"][-1]) == {"epoch", "ce", "val_acc", "lr", "seconds"}  # no adaptation loss
     assert math.isfinite(metrics["test_acc"])
 
 
-def test_resume_gives_the_same_weights(aims_tiny, tmp_path, monkeypatch):
-    cfg = ImageTrainConfig(**TINY)
+@pytest.mark.parametrize("method", ["lmmd", "dann"])
+def test_resume_gives_the_same_weights(aims_tiny, tmp_path, monkeypatch, method):
+    """Also the method's own weights (DANN's discriminator), which last.pt carries."""
+    cfg = ImageTrainConfig(**TINY, method=method)
     train_image_branch(aims_tiny, tmp_path / "full", cfg)
 
     real_predict = trainer_mod.predict
@@ -127,11 +147,14 @@ def test_resume_gives_the_same_weights(aims_tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(trainer_mod, "predict", real_predict)
     train_image_branch(aims_tiny, tmp_path / "resumed", cfg)
 
-    a = torch.load(tmp_path / "full/checkpoints/last.pt", weights_only=True)["model"]
-    b = torch.load(tmp_path / "resumed/checkpoints/last.pt", weights_only=True)["model"]
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    full = torch.load(tmp_path / "full/checkpoints/last.pt", weights_only=True)
+    resumed = torch.load(tmp_path / "resumed/checkpoints/last.pt", weights_only=True)
+    for part in ("model", "adaptation"):
+        a, b = full[part], resumed[part]
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), (part, k)
+    assert bool(full["adaptation"]) == (method == "dann")
 
 
 def test_run_directory_refuses_other_settings(aims_tiny, tmp_path):
@@ -146,11 +169,22 @@ def test_finished_run_is_reused_and_old_configs_still_match(aims_tiny, tmp_path)
     # a run written before a setting existed: its config.json lacks the key, which means the default
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     del config["target_labels"]
+    config["lmmd_weight"] = config.pop("adaptation_weight")  # the name before the adaptation interface
     (tmp_path / "run" / "config.json").write_text(json.dumps(config))
     stamp = (tmp_path / "run" / "outputs.npz").stat().st_mtime_ns
     again = train_image_branch(aims_tiny, tmp_path / "run", cfg)
     assert again == json.loads(json.dumps(first))  # the stored metrics, nothing retrained or re-predicted
     assert (tmp_path / "run" / "outputs.npz").stat().st_mtime_ns == stamp
+
+
+def test_old_source_only_configs_match():
+    """Source-only runs were written with LMMD's weight and ramp, which they never used."""
+    from aims_lib.image_branch.trainer import stored_config
+
+    cfg = ImageTrainConfig(**TINY, method="source_only")
+    old = {**{k: v for k, v in asdict(cfg).items() if k != "adaptation_weight"}, "lmmd_weight": 0.5, "ramp": "deepda"}
+    assert stored_config(old) == {**asdict(cfg), "dataset": None}
+    assert stored_config({**old, "method": "lmmd"})["adaptation_weight"] == 0.5
 
 
 def test_oracle_target_labels_change_the_lmmd_class_weights(aims_tiny, tmp_path):
@@ -170,7 +204,10 @@ def test_profile_config_and_run_names():
     cfg = profile_config(get_profile("quick"), "fine", "synthetic", "lmmd", seed=4)
     assert (cfg.arch, cfg.image_size, cfg.level, cfg.seed, cfg.freeze_stages) == ("efficientnet_lite0", 160, "fine", 4, 7)
     assert run_name("coarse", "synthetic", "lmmd") == "image_coarse_synthetic_lmmd"
+    assert run_name("coarse", "synthetic", "lmmd", 0.5) == "image_coarse_synthetic_lmmd"  # the paper's weight
     assert run_name("coarse", "synthetic", "lmmd", 0.1) == "image_coarse_synthetic_lmmd_lambda0.1"
+    assert run_name("coarse", "synthetic", "dann") == run_name("coarse", "synthetic", "dann", 1.0) == "image_coarse_synthetic_dann"
+    assert run_name("coarse", "synthetic", "dann", 0.5) == "image_coarse_synthetic_dann_lambda0.5"
     assert run_name("coarse", "synthetic", "source_only", 0.1) == "image_coarse_synthetic_source_only"
     assert run_name("coarse", "real", "source_only", train_seed=2) == "image_coarse_real_source_only_seed2"
     assert run_name("fine", "synthetic", "lmmd", 0.1, train_seed=0) == "image_fine_synthetic_lmmd_lambda0.1_seed0"
@@ -210,3 +247,19 @@ def test_cached_frozen_stages_equal_the_whole_network_and_are_shared(aims_tiny, 
     out = np.load(tmp_path / "runs/a/outputs.npz")
     row = {int(i): r for r, i in enumerate(out["image_id"])}
     np.testing.assert_allclose(out["logits"][[row[s.image_id] for s in ds.samples]], direct, atol=1e-4)
+
+
+def test_dann_trains_its_discriminator_with_the_network(aims_tiny, tmp_path):
+    metrics = train_image_branch(aims_tiny, tmp_path / "dann", ImageTrainConfig(**{**TINY, "method": "dann"}))
+    assert all(math.isfinite(h["dann"]) for h in metrics["history"]) and "lmmd" not in metrics["history"][0]
+    state = torch.load(tmp_path / "dann/checkpoints/last.pt", weights_only=True)
+    torch.manual_seed(TINY["seed"])  # the discriminator's initial weights, drawn after the network's
+    ImageBranch("resnet18", 4)
+    initial = build_method("dann", 4, 256).state_dict()["discriminator.0.weight"]
+    train_image_branch(aims_tiny, tmp_path / "still", ImageTrainConfig(**{**TINY, "method": "dann", "lr": 0.0}))
+    still = torch.load(tmp_path / "still/checkpoints/last.pt", weights_only=True)
+    assert torch.equal(still["adaptation"]["discriminator.0.weight"], initial)  # at lr 0 it stays where it began
+    assert not torch.equal(state["adaptation"]["discriminator.0.weight"], initial)
+    assert len(state["optimizer"]["param_groups"]) == 3  # backbone, heads, discriminator
+    assert state["optimizer"]["param_groups"][2]["base_lr"] == ImageTrainConfig().lr  # the heads' rate
+

@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from aims_lib.lmmd import LMMDLoss, class_weights, gaussian_kernel, lmmd_loss
+from aims_lib.adaptation.kernels import gaussian_kernel
+from aims_lib.adaptation.lmmd import LMMDLoss, class_weights, lmmd_loss
 
 
 def _batch(n_s, n_t, c, d=16, seed=0, dtype=torch.float64):

@@ -76,10 +76,20 @@ def test_ablations_notebook_outputs(smoke_run):
     root, walls = smoke_run
     reports = root / "reports"
     assert "05_ablations" in walls
-    for fig in ("05_table3", "05_lambda_sweep", "05_confusion_side_by_side", "05_keypoint_quality"):
+    for fig in ("05_table3", "05_lambda_sweep", "05_confusion_side_by_side", "05_keypoint_quality", "05_uda_methods",
+                "05_uda_curves_synthetic", "05_uda_curves_synthetic+real"):
         assert (reports / "figures" / f"{fig}.png").stat().st_size > 1000, fig
     record = json.loads((reports / "05_ablations.json").read_text())
     assert [r["lambda"] for r in record["lambda_sweep"]["runs"]] == [0.0, 0.1, 0.3, 0.5, 1.0]
+    uda = record["uda_methods"]  # smoke, like quick: the methods beyond the paper's on the synthetic source only
+    assert uda["plan"] == {"source_only": ["synthetic", "synthetic+real"], "lmmd": ["synthetic", "synthetic+real"],
+                           "dan": ["synthetic"], "dann": ["synthetic"], "cdan": ["synthetic"], "mcc": ["synthetic"]}
+    assert uda["seeds"] == [0, 1] and uda["budget"].startswith("methods beyond source-only and LMMD on synthetic only")
+    # notebook 02's runs are reused, under their names
+    assert uda["cells"]["lmmd"]["synthetic"]["runs"] == ["image_coarse_synthetic_lmmd", "image_coarse_synthetic_lmmd_seed1"]
+    image = json.loads((reports / "02_image_branch.json").read_text())
+    assert uda["cells"]["lmmd"]["synthetic"]["top1"] == image["accuracy"]["table3"]["synthetic"]["image_lmmd"]["top1"]
+    assert uda["cells"]["cdan"]["synthetic"]["vs_source_only"]["name"] == "CDAN+E vs source-only, coarse, synthetic"
     assert set(record["fine_top1"]) == {"image branch (LMMD)", "pose branch", "full model"}
 
 
@@ -105,6 +115,7 @@ def test_results_json_has_the_documented_shape(smoke_run):
     assert full["top1"] == pytest.approx(results["table2"]["fine"]["full"], abs=0.005) and len(full["per_seed"]["top1"]) == 2
     assert full["over_seeds"]["n_seeds"] == 2 and full["over_seeds"]["sd"] is not None
     assert results["accuracy"]["table3"]["real"]["image"]["top1"] == pytest.approx(results["table3"]["real"]["image"], abs=0.005)
+    assert results["uda_methods"]["oracle"]["top1"] == pytest.approx(results["table3"]["real"]["image"], abs=0.005)
     names = [c["name"] for c in results["comparisons"]]
     assert len(names) == 6 and "full model vs pose branch, fine" in names
     for c in results["comparisons"]:
@@ -123,6 +134,8 @@ def test_results_table_prints_ours_beside_the_paper(smoke_run, capsys):
             f"{full['macro']:.1f} | {full['over_seeds']['mean']:.1f} ± {full['over_seeds']['sd']:.1f} (2) | 76.8 |") in table
     assert "| 3 | synthetic | Image branch (w/ LMMD) | " + f"{results['table3']['synthetic']['image_lmmd']:.1f} | [" in table
     assert "| 3 | real (target oracle) | Image branch | " in table and "| full model vs pose branch, fine | " in table
+    mcc = results["uda_methods"]["cells"]["mcc"]["synthetic"]
+    assert f"| MCC | synthetic | {mcc['top1']:.1f} | [{mcc['top1_low']:.1f}, {mcc['top1_high']:.1f}] |" in table
 
 
 def test_check_results_names_the_bad_key():

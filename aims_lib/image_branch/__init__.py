@@ -1,4 +1,4 @@
-"""Image branch (paper Sec. 4.1): a registry backbone + bottleneck + classifier, trained with CE + LMMD."""
+"""Image branch (paper Sec. 4.1): a registry backbone + bottleneck + classifier, trained with CE + a domain-adaptation loss (LMMD in the paper)."""
 
 from aims_lib.image_branch.backbones import BACKBONES, BackboneSpec, get_backbone, imagenet_classifier
 from aims_lib.image_branch.model import ARCHS, BOTTLENECK_DIM, ImageBranch

@@ -1,6 +1,6 @@
 """The image branch network: a registry backbone -> 256-d bottleneck -> linear classifier.
 
-As in DSAN/DeepDA, LMMD is computed on the bottleneck features and the classifier reads them.
+As in DSAN/DeepDA and TLlib, the adaptation losses read the bottleneck features, as the classifier does.
 No weights are downloaded at run time: pretrained weights come from a local file or from a
 package of the pinned environment that ships them (:mod:`aims_lib.image_branch.backbones`);
 without them the network is trained from scratch (and says so in the log).

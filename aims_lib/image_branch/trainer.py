@@ -1,12 +1,13 @@
-"""Training engine of the image branch: source-only or LMMD, coarse or fine labels.
+"""Training engine of the image branch: any domain-adaptation method, coarse or fine labels.
 
-Loss per iteration: ``CE(source) + lambda * ramp(p) * LMMD(source, target)`` (paper Eq. 4,
-lambda = 0.5), with ``p`` the training progress in [0, 1]. The ramp is selectable because the
-public implementations disagree: ``none`` (1), ``dsan`` (``2 / (1 + exp(-10 p)) - 1``, the
-author's code) and ``deepda`` (``2 / (1 + exp(-it / 1000)) - 1`` over iterations ``it``, the
-toolkit the paper's lab used: 0.46 after 1000 iterations, 0.15 after the quick profile's 300).
+Loss per iteration: ``CE(source) + weight * ramp(p) * L(batch)``, with ``L`` the loss of the
+configured method (:mod:`aims_lib.adaptation`: source-only, LMMD, DAN, DANN, CDAN+E, MCC, by
+name; the trainer knows none of them) and ``p`` the training progress in [0, 1]. Weight and ramp
+default to the method's (LMMD: the paper's Eq. 4, lambda = 0.5). LMMD's ramp is selectable because
+the public implementations disagree (:mod:`aims_lib.adaptation.schedule`): ``none``, ``dsan``
+(the author's code) and ``deepda`` (the toolkit the paper's lab used).
 
-The default is ``deepda``. On the quick data (seed 0, real-val top-1, the only split that
+LMMD's default is ``deepda``. On the quick data (seed 0, real-val top-1, the only split that
 selects anything) the DSAN ramp reaches the full weight within the quick profile's 300
 iterations, and with 12 fine classes in a batch of 32 LMMD's estimate is dominated by each
 source sample's similarity to itself, which every feature collapsing onto one point removes:
@@ -37,10 +38,9 @@ import io
 import itertools
 import json
 import logging
-import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,20 +51,19 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from tqdm.auto import tqdm
 
 from aims_lib import taxonomy
+from aims_lib.adaptation import METHODS, AdaptationBatch, build_method, get_method
+from aims_lib.adaptation.schedule import RAMPS, Ramp, ramp_factor
 from aims_lib.data.format import AimsDataset, Sample, atomic_write_bytes, load_dataset
 from aims_lib.data.torch_datasets import ImageDataset
 from aims_lib.image_branch.backbones import get_backbone
 from aims_lib.image_branch.model import ImageBranch
 from aims_lib.image_branch.trunk_cache import TrunkFeatureDataset, load_or_build_trunk_cache
-from aims_lib.lmmd import lmmd_loss
 from aims_lib.profiles import Profile
 from aims_lib.safe_pickle import load_weights_file
 
 log = logging.getLogger(__name__)
 
 Level = Literal["coarse", "fine"]
-Method = Literal["source_only", "lmmd"]
-Ramp = Literal["none", "dsan", "deepda"]
 Source = Literal["synthetic", "synthetic+real", "real"]
 #: The labelled training images of each source.
 SOURCE_SPLITS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -73,16 +72,14 @@ SOURCE_SPLITS: dict[str, tuple[tuple[str, str], ...]] = {
     "real": (("real", "train"),),
 }
 TargetLabels = Literal["predicted", "oracle"]
-
-
-#: The paper's LMMD weight lambda; runs with another weight carry it in their name.
-PAPER_LMMD_WEIGHT: float = 0.5
+#: Fields of config.json renamed since runs were first written: old name -> new name.
+RENAMED_FIELDS: dict[str, str] = {"lmmd_weight": "adaptation_weight"}
 
 
 @dataclass(frozen=True)
 class ImageTrainConfig:
     level: Level = "coarse"
-    method: Method = "lmmd"
+    method: str = "lmmd"  # a name of aims_lib.adaptation.METHODS
     source: Source = "synthetic+real"
     arch: str = "resnet50"
     image_size: int = 224
@@ -93,11 +90,14 @@ class ImageTrainConfig:
     backbone_lr_mult: float | None = None  # None: 0.1 with pretrained weights, 1.0 from scratch
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    lmmd_weight: float = PAPER_LMMD_WEIGHT
-    ramp: Ramp = "deepda"
-    #: LMMD's target class weights: the network's softmax on the unlabelled target ("predicted",
-    #: the method) or the target's true labels ("oracle": a diagnostic upper bound of class-wise
-    #: alignment with perfect pseudo-labels, never a reported result).
+    #: Weight and ramp of the method's loss; None: the method's defaults. A method that never
+    #: looks at the target (source-only) has neither: they are set to 0 and "none".
+    adaptation_weight: float | None = None
+    ramp: Ramp | None = None
+    #: The target class probabilities a method reads (LMMD's class weights, CDAN's conditioning):
+    #: the network's softmax on the unlabelled target ("predicted", the method) or the target's
+    #: true labels ("oracle": a diagnostic upper bound of class-wise alignment with perfect
+    #: pseudo-labels, never a reported result).
     target_labels: TargetLabels = "predicted"
     pretrained: str | None = None  # weights file the backbone starts from (see backbone_start)
     pretrained_source: str = ""  # where those weights come from, in words (config.json, logs)
@@ -107,12 +107,21 @@ class ImageTrainConfig:
     device: str = "cpu"
     num_workers: int = 0
 
+    def __post_init__(self) -> None:
+        """Resolve the weight and ramp to the method's, so that config.json holds what ran."""
+        if self.method not in METHODS:
+            return  # validate() names the bad value
+        method = get_method(self.method)
+        weight, ramp = (self.adaptation_weight, self.ramp) if method.uses_target else (0.0, "none")
+        object.__setattr__(self, "adaptation_weight", method.default_weight if weight is None else weight)
+        object.__setattr__(self, "ramp", method.default_ramp if ramp is None else ramp)
+
     def validate(self) -> None:
         checks = {
             "level": (self.level, ("coarse", "fine")),
-            "method": (self.method, ("source_only", "lmmd")),
+            "method": (self.method, tuple(METHODS)),
             "source": (self.source, tuple(SOURCE_SPLITS)),
-            "ramp": (self.ramp, ("none", "dsan", "deepda")),
+            "ramp": (self.ramp, RAMPS),
             "target_labels": (self.target_labels, ("predicted", "oracle")),
         }
         for name, (value, valid) in checks.items():
@@ -124,18 +133,27 @@ class ImageTrainConfig:
         if self.freeze_stages < 0:
             raise ValueError(f"freeze_stages must be >= 0, got {self.freeze_stages}")
         get_backbone(self.arch)
-        if self.lmmd_weight < 0:
-            raise ValueError(f"lmmd_weight must be >= 0, got {self.lmmd_weight}")
-        if self.source == "real" and self.method != "source_only":
+        if self.adaptation_weight < 0:
+            raise ValueError(f"adaptation_weight must be >= 0, got {self.adaptation_weight}")
+        if self.source == "real" and get_method(self.method).uses_target:
             raise ValueError("source 'real' is the target oracle (trained on the real training labels): method must be "
-                             f"source_only, got {self.method!r}")
+                             f"one that reads no target (source_only), got {self.method!r}")
 
     @property
     def num_classes(self) -> int:
         return taxonomy.NUM_COARSE if self.level == "coarse" else taxonomy.NUM_FINE
 
 
-def profile_config(profile: Profile, level: Level, source: Source, method: Method, **overrides: Any) -> ImageTrainConfig:
+def stored_config(stored: dict[str, Any]) -> dict[str, Any]:
+    """A run's config.json as today's settings: renamed fields under their new names, settings
+    added since at their defaults, resolved and normalised as a new config is (so a source-only
+    run written with an LMMD weight still matches)."""
+    names = {f.name for f in fields(ImageTrainConfig)}
+    values = {RENAMED_FIELDS.get(k, k): v for k, v in stored.items()}
+    return {**asdict(ImageTrainConfig(**{k: v for k, v in values.items() if k in names})), "dataset": values.get("dataset")}
+
+
+def profile_config(profile: Profile, level: Level, source: Source, method: str, **overrides: Any) -> ImageTrainConfig:
     """The run settings of a profile (architecture, input size, schedule) for one setting."""
     sizes = dict(arch=profile.image_arch, image_size=profile.image_size, epochs=profile.image_epochs,
                  iters_per_epoch=profile.image_iters, batch_size=profile.image_batch,
@@ -185,13 +203,15 @@ def backbone_start(
 
 
 def run_name(
-    level: Level, source: Source, method: Method, lmmd_weight: float = PAPER_LMMD_WEIGHT, train_seed: int | None = None
+    level: Level, source: Source, method: str, weight: float | None = None, train_seed: int | None = None
 ) -> str:
-    """Directory name of a run under ``runs/`` (notebooks 02, 04 and 05 share them); a training
-    seed other than the data's (``train_seed``) is part of the name."""
+    """Directory name of a run under ``runs/`` (notebooks 02, 04 and 05 share them); a weight
+    other than the method's default (``_lambda<w>``) and a training seed other than the data's
+    (``train_seed``) are part of the name."""
+    spec = get_method(method)
     name = f"image_{level}_{source}_{method}"
-    if method != "source_only" and lmmd_weight != PAPER_LMMD_WEIGHT:
-        name += f"_lambda{lmmd_weight:g}"
+    if spec.uses_target and weight is not None and weight != spec.default_weight:
+        name += f"_lambda{weight:g}"
     return name if train_seed is None else f"{name}_seed{train_seed}"
 
 
@@ -206,17 +226,6 @@ def predictions_of_run(run_dir: Path, samples: Sequence[Sample]) -> np.ndarray:
         if missing:
             raise KeyError(f"{path} has no output for {len(missing)} image id(s): {missing[:10]}")
         return z["logits"][[row[s.image_id] for s in samples]]
-
-
-def ramp_factor(ramp: Ramp, progress: float, iteration: int) -> float:
-    """Weight ramp of the adaptation loss (module docstring)."""
-    if ramp == "none":
-        return 1.0
-    if ramp == "dsan":
-        return 2.0 / (1.0 + math.exp(-10.0 * progress)) - 1.0
-    if ramp == "deepda":
-        return 2.0 / (1.0 + math.exp(-iteration / 1000.0)) - 1.0
-    raise ValueError(f"unknown ramp {ramp!r}")
 
 
 def dsan_lr(base_lr: float, iteration: int) -> float:
@@ -293,10 +302,9 @@ def train_image_branch(
     config_path = run_dir / "config.json"
     config = {**asdict(cfg), "dataset": str(ds.path)}
     if config_path.exists():
-        previous = json.loads(config_path.read_text())
-        defaults = asdict(ImageTrainConfig())  # a setting added since the run was written has its default
-        changed = {k: (previous.get(k, defaults.get(k)), v) for k, v in config.items()
-                   if k not in ("device", "num_workers") and previous.get(k, defaults.get(k)) != v}
+        previous = stored_config(json.loads(config_path.read_text()))
+        changed = {k: (previous.get(k), v) for k, v in config.items()
+                   if k not in ("device", "num_workers") and previous.get(k) != v}
         if changed:
             raise ValueError(f"{run_dir} holds a run with other settings {changed} (old, new): use another run directory")
     atomic_write_bytes(config_path, json.dumps(config, indent=2).encode())
@@ -310,13 +318,17 @@ def train_image_branch(
 
     torch.manual_seed(cfg.seed)
     model = ImageBranch(cfg.arch, cfg.num_classes, cfg.pretrained, cfg.freeze_stages).to(device)
+    method = build_method(cfg.method, cfg.num_classes, model.classifier.in_features).to(device)
     log.info("%s: %s backbone, weights: %s, %d of %d stages frozen", run_dir, cfg.arch,
              cfg.pretrained_source or cfg.pretrained or "none (from scratch)", cfg.freeze_stages, model.backbone.num_stages)
     inputs = _Inputs(ds, model, cfg, Path(cache_dir) if cache_dir else run_dir.parent / "trunk_cache", device)
     source_ds, target_ds = inputs(source_samples, train=True), inputs(target_samples, train=True)
     val_ds = inputs(ds.select("val", "real"), train=False)
     mult = cfg.backbone_lr_mult if cfg.backbone_lr_mult is not None else (0.1 if model.pretrained else 1.0)
-    optimizer = torch.optim.SGD(model.parameter_groups(cfg.lr, mult), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    groups = model.parameter_groups(cfg.lr, mult)
+    if extra := [p for p in method.parameters() if p.requires_grad]:  # a discriminator learns at the heads' rate (TLlib)
+        groups.append({"params": extra, "lr": cfg.lr, "base_lr": cfg.lr})
+    optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
     ckpt_dir = run_dir / "checkpoints"
     history: list[dict[str, Any]] = []
@@ -325,6 +337,7 @@ def train_image_branch(
     if last.exists():
         state = load_weights_file(last, map_location=device)
         model.load_state_dict(state["model"])
+        method.load_state_dict(state.get("adaptation", {}))  # runs from before the interface: methods without state
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, best_acc, history = state["epoch"] + 1, state["best_val_acc"], state["history"]
         log.info("resuming %s at epoch %d", run_dir, start_epoch)
@@ -337,41 +350,43 @@ def train_image_branch(
     for epoch in range(start_epoch, cfg.epochs):
         torch.manual_seed(cfg.seed * 7919 + epoch)  # augmentation randomness of this epoch
         model.train()
+        method.train()
         t0 = time.perf_counter()
-        sums = {"ce": 0.0, "lmmd": 0.0}
+        sums = {"ce": 0.0, cfg.method: 0.0}
         # Source-only training never looks at the target: its BatchNorm statistics are the
         # source's, as in a plain source-trained baseline (and each step costs half as much).
-        targets = _epoch_loader(target_ds, cfg, epoch, 1) if cfg.method == "lmmd" else itertools.repeat(None)
+        targets = _epoch_loader(target_ds, cfg, epoch, 1) if method.uses_target else itertools.repeat(None)
         pairs = zip(_epoch_loader(source_ds, cfg, epoch, 0), targets)
         bar = tqdm(pairs, total=cfg.iters_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, unit="it")
         for i, (src, tgt) in enumerate(bar):
             it = epoch * cfg.iters_per_epoch + i
             for group in optimizer.param_groups:
                 group["lr"] = dsan_lr(group["base_lr"], it)
-            batch = [src["image"]] if tgt is None else [src["image"], tgt["image"]]
-            logits, feats = model(torch.cat(batch).to(device, non_blocking=True), inputs.start)  # one pass: BatchNorm sees both domains, as in DSAN
+            images = [src["image"]] if tgt is None else [src["image"], tgt["image"]]
+            logits, feats = model(torch.cat(images).to(device, non_blocking=True), inputs.start)  # one pass: BatchNorm sees both domains, as in DSAN
             n_s = src["image"].shape[0]
             labels = src[cfg.level].to(device)
             ce = nn.functional.cross_entropy(logits[:n_s], labels)
             loss = ce
-            if cfg.method == "lmmd":
+            if tgt is not None:
                 if cfg.target_labels == "oracle":
                     probs = nn.functional.one_hot(tgt[cfg.level].to(device), cfg.num_classes).to(logits.dtype)
                 else:
                     probs = torch.softmax(logits[n_s:], dim=1).detach()
-                lm = lmmd_loss(feats[:n_s], feats[n_s:], labels, probs, cfg.num_classes)
-                loss = ce + cfg.lmmd_weight * ramp_factor(cfg.ramp, it / total_iters, it) * lm
-                sums["lmmd"] += lm.detach()
+                transfer = method.adaptation_loss(
+                    AdaptationBatch(feats[:n_s], feats[n_s:], logits[:n_s], logits[n_s:], labels, probs, it / total_iters))
+                loss = ce + cfg.adaptation_weight * ramp_factor(cfg.ramp, it / total_iters, it) * transfer
+                sums[cfg.method] += transfer.detach()
             sums["ce"] += ce.detach()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
         val_logits, _, _ = predict(model, val_ds, device, num_workers=cfg.num_workers, start=inputs.start)
         val_acc = _accuracy(val_logits, val_labels)
-        record = {
-            "epoch": epoch + 1,
-            "ce": float(sums["ce"]) / cfg.iters_per_epoch,
-            "lmmd": float(sums["lmmd"]) / cfg.iters_per_epoch,
+        record = {"epoch": epoch + 1, "ce": float(sums["ce"]) / cfg.iters_per_epoch}
+        if method.uses_target:  # the method's loss under its name
+            record[cfg.method] = float(sums[cfg.method]) / cfg.iters_per_epoch
+        record |= {
             "val_acc": val_acc,
             "lr": optimizer.param_groups[1]["lr"],
             "seconds": round(time.perf_counter() - t0, 2),
@@ -382,8 +397,8 @@ def train_image_branch(
             best_acc = val_acc
             _save_checkpoint(ckpt_dir / "best.pt", {"model": model.state_dict(), "epoch": epoch, "val_acc": val_acc})
         _save_checkpoint(
-            last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                   "best_val_acc": best_acc, "history": history},
+            last, {"model": model.state_dict(), "adaptation": method.state_dict(), "optimizer": optimizer.state_dict(),
+                   "epoch": epoch, "best_val_acc": best_acc, "history": history},
         )
     return finalize_run(ds, run_dir, cfg, model, history, device, inputs)
 

@@ -14,13 +14,16 @@ with :math:`W^{ss} = S S^\top / |C'|`, :math:`W^{tt} = T T^\top / |C'|`,
 :math:`W^{st} = S T^\top / |C'|`. :math:`S` holds the one-hot source labels, each column divided
 by its count in the batch; :math:`T` the target class probabilities, each column divided by its
 sum over the batch; columns of classes outside :math:`C'` are zero. With :math:`C' = \emptyset`
-the loss is 0. The kernel is a sum of ``kernel_num`` Gaussians
-:math:`k(x, y) = \sum_{m=0}^{M-1} \exp(-\|x - y\|^2 / b_m)`, with
-:math:`b_m = \bar d \cdot \mathrm{mul}^{m - \lfloor M/2 \rfloor}` and :math:`\bar d` the mean
-squared distance between distinct points of the joint batch (held constant for the gradient).
+the loss is 0. The kernel :math:`k` is injectable; the default is the multi-bandwidth Gaussian
+of :mod:`aims_lib.adaptation.kernels` (5 kernels, mul 2, as DSAN). With one class LMMD is the
+MMD of :mod:`aims_lib.adaptation.dan`.
 
-This matches the semantics of the author's DSAN code and of DeepDA (jindongwang/transferlearning), but runs
-entirely in torch on the inputs' device and dtype: no NumPy, no host round trip, no
+Defaults as a method: weight 0.5 (the AIMS paper's :math:`\lambda`, Eq. 4), DeepDA's ramp
+(:mod:`aims_lib.adaptation.schedule`); the target probabilities are the network's detached
+softmax, as in DSAN. DeepDA reports DSAN at 88.6 % against 82.0 % source-only on Office-31.
+
+This matches the semantics of the author's DSAN code and of DeepDA (jindongwang/transferlearning),
+but runs entirely in torch on the inputs' device and dtype: no NumPy, no host round trip, no
 synchronisation per step, and source and target batches may differ in size.
 """
 
@@ -29,18 +32,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-
-def gaussian_kernel(x: Tensor, kernel_mul: float = 2.0, kernel_num: int = 5) -> Tensor:
-    """Multi-bandwidth Gaussian kernel matrix of the rows of ``x`` (n, d) -> (n, n)."""
-    sq = (x * x).sum(1)
-    d2 = (sq[:, None] + sq[None, :] - 2.0 * (x @ x.T)).clamp_min(0.0)
-    n = x.shape[0]
-    bandwidth = d2.detach().sum() / max(n * n - n, 1)
-    base = bandwidth / kernel_mul ** (kernel_num // 2)
-    exponents = torch.arange(kernel_num, device=x.device, dtype=x.dtype)
-    bandwidths = base * kernel_mul**exponents  # (M,)
-    bandwidths = bandwidths.clamp_min(torch.finfo(x.dtype).tiny)  # identical points: d2 = 0
-    return torch.exp(-d2[None] / bandwidths[:, None, None]).sum(0)
+from aims_lib.adaptation.base import AdaptationBatch, DomainAdaptation, check_feature_batches
+from aims_lib.adaptation.kernels import Kernel, gaussian_kernel
 
 
 def class_weights(
@@ -69,8 +62,7 @@ def lmmd_loss(
     source_labels: Tensor,
     target_probs: Tensor,
     num_classes: int,
-    kernel_mul: float = 2.0,
-    kernel_num: int = 5,
+    kernel: Kernel = gaussian_kernel,
 ) -> Tensor:
     """LMMD between a labelled source batch and a target batch with predicted probabilities.
 
@@ -78,39 +70,41 @@ def lmmd_loss(
     ids, ``target_probs`` (n_t, C) softmax outputs (the caller decides whether gradients flow
     through them; DSAN detaches them). Returns a scalar tensor; see the module docstring.
     """
-    if source_features.ndim != 2 or target_features.ndim != 2:
-        raise ValueError("features must be 2-D (batch, dim)")
-    if source_features.shape[1] != target_features.shape[1]:
-        raise ValueError(
-            f"feature dims differ: source {source_features.shape[1]}, target {target_features.shape[1]}"
-        )
+    check_feature_batches(source_features, target_features)
     if source_labels.shape[0] != source_features.shape[0] or target_probs.shape[0] != target_features.shape[0]:
         raise ValueError("labels/probabilities and features must have the same batch sizes")
     n_s = source_features.shape[0]
     s, t = class_weights(source_labels, target_probs.to(source_features.dtype), num_classes)
-    k = gaussian_kernel(torch.cat([source_features, target_features]), kernel_mul, kernel_num)
+    k = kernel(torch.cat([source_features, target_features]))
     k_ss, k_tt, k_st = k[:n_s, :n_s], k[n_s:, n_s:], k[:n_s, n_s:]
     return ((s @ s.T) * k_ss).sum() + ((t @ t.T) * k_tt).sum() - 2.0 * ((s @ t.T) * k_st).sum()
 
 
-class LMMDLoss(nn.Module):
-    """Module form of :func:`lmmd_loss` with the number of classes fixed at construction."""
+class LMMDLoss(DomainAdaptation):
+    """:func:`lmmd_loss` with the number of classes and the kernel fixed at construction."""
 
-    def __init__(self, num_classes: int, kernel_mul: float = 2.0, kernel_num: int = 5) -> None:
+    title = "LMMD (DSAN)"
+    default_weight = 0.5
+    default_ramp = "deepda"
+
+    def __init__(self, num_classes: int, kernel: Kernel = gaussian_kernel) -> None:
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.num_classes = num_classes
-        self.kernel_mul = kernel_mul
-        self.kernel_num = kernel_num
+        self.kernel = kernel
+
+    @classmethod
+    def for_task(cls, num_classes: int, feature_dim: int) -> LMMDLoss:
+        return cls(num_classes)
 
     def forward(
         self, source_features: Tensor, target_features: Tensor, source_labels: Tensor, target_probs: Tensor
     ) -> Tensor:
-        return lmmd_loss(
-            source_features, target_features, source_labels, target_probs,
-            self.num_classes, self.kernel_mul, self.kernel_num,
-        )
+        return lmmd_loss(source_features, target_features, source_labels, target_probs, self.num_classes, self.kernel)
+
+    def adaptation_loss(self, batch: AdaptationBatch) -> Tensor:
+        return self(batch.source_features, batch.target_features, batch.source_labels, batch.target_probs)
 
     def extra_repr(self) -> str:
-        return f"num_classes={self.num_classes}, kernel_mul={self.kernel_mul}, kernel_num={self.kernel_num}"
+        return f"num_classes={self.num_classes}, kernel={getattr(self.kernel, '__name__', self.kernel)!r}"

@@ -1,0 +1,172 @@
+"""The method x source table: domain-adaptation methods side by side on the same data, seeds and schedule.
+
+Each cell (method, source) trains, or reuses, one image-branch run per training seed and scores
+it on the real test split as :mod:`aims_lib.statistics` scores everything: top-1 and macro
+accuracy with 95 % bootstrap intervals (headline seed), per-seed values with their mean and sd,
+the paired difference against source-only on the same images (paired bootstrap interval,
+McNemar's exact p) and the share of the source-only-to-oracle gap it closes, the target oracle
+being source-only on the real training labels. The paper's methods (source-only and LMMD, which
+notebook 02 trains) run on every source; the others may be restricted to fewer sources, which a
+CPU budget needs (:attr:`aims_lib.profiles.Profile.uda_sources`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from aims_lib import taxonomy
+from aims_lib.adaptation import get_method
+from aims_lib.data.format import AimsDataset
+from aims_lib.image_branch.trainer import (
+    SOURCE_SPLITS, Level, predictions_of_run, profile_config, run_name, train_image_branch,
+)
+from aims_lib.profiles import Profile
+from aims_lib.statistics import accuracy, gap_closed, paired_comparison, summarise_seeds
+
+#: The methods of the paper's Table 3: every source, always.
+PAPER_METHODS: Final[tuple[str, ...]] = ("source_only", "lmmd")
+#: The source of the target oracle (source-only on the real training labels).
+ORACLE_SOURCE: Final[str] = "real"
+
+
+def comparison_plan(
+    methods: Sequence[str], sources: Sequence[str], extra_sources: Sequence[str]
+) -> dict[str, tuple[str, ...]]:
+    """The sources of each method: every one of ``sources`` for the paper's methods, those also in
+    ``extra_sources`` for the others."""
+    for name, values in (("sources", sources), ("extra_sources", extra_sources)):
+        bad = [s for s in values if s not in SOURCE_SPLITS or s == ORACLE_SOURCE]
+        if bad:
+            raise ValueError(f"{name}: {bad} are not adaptation sources (valid: synthetic, synthetic+real)")
+    for m in methods:
+        get_method(m)
+    plan = {m: tuple(s for s in sources if m in PAPER_METHODS or s in extra_sources) for m in methods}
+    empty = [m for m, srcs in plan.items() if not srcs]
+    if empty:
+        raise ValueError(f"extra_sources {list(extra_sources)} leave no source to the methods {empty}")
+    return plan
+
+
+@dataclass(frozen=True)
+class MethodComparison:
+    """The table: ``cells[method][source]`` and the oracle, each a :func:`summarise_seeds` dict;
+    a cell adds ``gap_closed``, ``vs_source_only`` (a :class:`~aims_lib.statistics.Comparison`
+    dict; None for source-only itself) and ``runs``. ``metrics`` holds the headline run's
+    metrics of each cell (its training curves)."""
+
+    level: str
+    seeds: tuple[int, ...]
+    plan: dict[str, tuple[str, ...]]
+    cells: dict[str, dict[str, dict[str, Any]]]
+    oracle: dict[str, Any]
+    metrics: dict[str, dict[str, dict[str, Any]]]
+
+    def record(self) -> dict[str, Any]:
+        """What ``results.json`` keeps (``uda_methods``)."""
+        titled = {"source_only": None, **self.plan}  # source-only also names the oracle's row
+        return {"level": self.level, "seeds": list(self.seeds), "plan": {m: list(s) for m, s in self.plan.items()},
+                "cells": self.cells, "oracle": self.oracle, "titles": {m: get_method(m).title for m in titled}}
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The sources of the plan, in its order."""
+        return tuple(dict.fromkeys(s for srcs in self.plan.values() for s in srcs))
+
+    def curves(self, source: str) -> dict[str, dict[str, Any]]:
+        """The headline runs' metrics on ``source`` by method title (for the training curves)."""
+        return {get_method(m).title: by_source[source] for m, by_source in self.metrics.items() if source in by_source}
+
+    def reading(self) -> str:
+        """Per source: the adaptation method(s) with the best top-1 (all of a tie), and whether
+        each one's paired interval against source-only excludes zero."""
+        lines = []
+        for source in self.sources:
+            scored = {m: c[source] for m, c in self.cells.items() if source in c and c[source]["vs_source_only"]}
+            if not scored:
+                continue
+            top = max(c["top1"] for c in scored.values())
+            for method in (m for m, c in scored.items() if c["top1"] == top):
+                c, vs = scored[method], scored[method]["vs_source_only"]
+                sure = "excludes 0" if vs["low"] > 0 or vs["high"] < 0 else "includes 0: not distinguishable from source-only"
+                gap = "" if c["gap_closed"] is None else f"; closes {c['gap_closed']:.0%} of the gap to the oracle"
+                lines.append(f"{source}: best {get_method(method).title} {c['top1']:.1f} % [{c['top1_low']:.1f}, "
+                             f"{c['top1_high']:.1f}], {vs['difference']:+.1f} points over source-only [{vs['low']:.1f}, "
+                             f"{vs['high']:.1f}] (paired interval {sure}; McNemar p = {vs['p']:.3f}){gap}")
+        return "\n".join(lines)
+
+
+def table_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Display rows of a :meth:`MethodComparison.record` (as ``results.json`` keeps it): one per
+    cell, then the oracle's; accuracy, interval, difference to source-only, gap closed, seeds."""
+    rows = []
+    for method, by_source in record["cells"].items():
+        for source, c in by_source.items():
+            vs = c["vs_source_only"]
+            diff = "–" if vs is None else f"{vs['difference']:+.1f} [{vs['low']:.1f}, {vs['high']:.1f}]"
+            rows.append({
+                "method": record["titles"][method], "source": source, "top-1 %": c["top1"],
+                "95% CI": f"[{c['top1_low']:.1f}, {c['top1_high']:.1f}]", "macro %": c["macro"],
+                "vs source-only (points)": diff,
+                "McNemar p": "–" if vs is None else f"{vs['p']:.3f}",
+                "gap closed": "–" if c["gap_closed"] is None else f"{c['gap_closed']:.2f}",
+                "seeds": len(c["seeds"]),
+            })
+    o = record["oracle"]
+    rows.append({"method": record["titles"]["source_only"], "source": "real (target oracle)", "top-1 %": o["top1"],
+                 "95% CI": f"[{o['top1_low']:.1f}, {o['top1_high']:.1f}]", "macro %": o["macro"],
+                 "vs source-only (points)": "–", "McNemar p": "–", "gap closed": "–", "seeds": len(o["seeds"])})
+    return rows
+
+
+def compare_methods(
+    dataset: AimsDataset, run_root: str | Path, profile: Profile, plan: Mapping[str, Sequence[str]], seeds: Sequence[int],
+    level: Level = "coarse", method_settings: Mapping[str, Mapping[str, Any]] | None = None, **settings: Any,
+) -> MethodComparison:
+    """Train (or reuse) the runs of ``plan`` (method -> sources, :func:`comparison_plan`) and of the
+    target oracle for every seed of ``seeds`` (the first is the headline), and score them.
+
+    ``settings`` go to every run's config (backbone weights, device, ...); ``method_settings`` to
+    one method's runs only (e.g. the LMMD weight and ramp of notebook 02, so that its runs are
+    reused). Run names are :func:`run_name`'s, shared with notebooks 02 and 05.
+    """
+    if not seeds:
+        raise ValueError("seeds: need at least one training seed (the headline first)")
+    run_root, own = Path(run_root), method_settings or {}
+    headline = seeds[0]
+    test = dataset.select("test", "real")
+    labels = np.array([getattr(s, f"{level}_id") for s in test])
+    num_classes = taxonomy.NUM_COARSE if level == "coarse" else taxonomy.NUM_FINE
+    metrics: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def cell(method: str, source: str) -> tuple[dict[str, Any], np.ndarray]:
+        extra = dict(own.get(method, {}))
+        per_seed, names, correct = {}, [], None
+        for k in seeds:
+            name = run_name(level, source, method, extra.get("adaptation_weight"), None if k == headline else k)
+            cfg = profile_config(profile, level, source, method, **{**settings, **extra, "seed": k})
+            m = train_image_branch(dataset, run_root / name, cfg)
+            logits = predictions_of_run(run_root / name, test)
+            per_seed[k] = accuracy(logits, labels, num_classes, seed=headline)
+            names.append(name)
+            if k == headline:
+                metrics.setdefault(method, {})[source] = m
+                correct = logits.argmax(1) == labels
+        return {**summarise_seeds(per_seed, headline), "runs": names}, correct
+
+    oracle, _ = cell("source_only", ORACLE_SOURCE)
+    scored = {(m, s): cell(m, s) for m, sources in plan.items() for s in sources}
+    cells: dict[str, dict[str, dict[str, Any]]] = {}
+    for (method, source), (summary, correct) in scored.items():
+        base = scored.get(("source_only", source))
+        vs = gap = None
+        if method != "source_only" and base is not None:
+            name = f"{get_method(method).title} vs source-only, {level}, {source}"
+            vs = paired_comparison(name, "source-only", base[1], get_method(method).title, correct, seed=headline).to_dict()
+            gap = gap_closed(base[0]["top1"], summary["top1"], oracle["top1"])
+        cells.setdefault(method, {})[source] = {**summary, "gap_closed": gap, "vs_source_only": vs}
+    return MethodComparison(level, tuple(seeds), {m: tuple(s) for m, s in plan.items()}, cells, oracle, metrics)
