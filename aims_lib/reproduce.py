@@ -148,6 +148,7 @@ def collect_results(out_dir: Path, parameters: dict[str, Any], walls: dict[str, 
         "seed": parameters["seed"],
         "device": device,
         "data": dataset.get("data", "embedded"),
+        "synthetic_body": dataset.get("synthetic_body", "procedural"),
         "table2": table2,
         "table3": table3,
         "seeds": image.get("seeds", [parameters["seed"]]),
@@ -189,7 +190,9 @@ def results_markdown(results: dict[str, Any]) -> str:
     paper's; then the paper's comparisons as paired differences."""
     from aims_lib.evaluate import PAPER_TABLE2, PAPER_TABLE3, ROW_NAMES, markdown_table, paper_difference
 
-    ours = f"ours ({'embedded benchmark' if results['data'] == 'embedded' else 'real data'}, {results['profile']})"
+    data = "embedded benchmark" if results["data"] == "embedded" else "real data"
+    body = results.get("synthetic_body", "procedural")
+    ours = f"ours ({data}{'' if body == 'procedural' else f', synthetic images of {body}'}, {results['profile']})"
     rows = []
     for table, key, paper in (("2", "table2", PAPER_TABLE2), ("3", "table3", PAPER_TABLE3)):
         for group, row in results[key].items():
@@ -222,7 +225,7 @@ def results_markdown(results: dict[str, Any]) -> str:
 
 def check_results(results: dict[str, Any]) -> None:
     """Raise ``ValueError`` naming the first key of ``results`` that breaks the documented shape."""
-    for key in ("profile", "seed", "device", "data", "table2", "table3", "seeds", "accuracy", "comparisons", "smplify",
+    for key in ("profile", "seed", "device", "data", "synthetic_body", "table2", "table3", "seeds", "accuracy", "comparisons", "smplify",
                 "pose2d", "image_backbone", "machine", "wall_seconds"):
         if key not in results:
             raise ValueError(f"results: missing key {key!r}")

@@ -164,3 +164,11 @@ def test_constant_skeleton_baseline(scenes, lifted: Pose3DSet) -> None:
     # twelve different classes: one skeleton for all is far off, the lifted ones are not
     baseline = constant_skeleton_baseline(samples, samples)
     assert baseline["n"] == 12 and baseline["pa_mpjpe"] > 2 * evaluate_lifting(lifted, samples)["pa_mpjpe"]
+
+
+def test_constant_skeleton_baseline_without_3d_ground_truth_is_nan(scenes) -> None:
+    """Real images often come without 3D keypoints: the baseline is undefined, not an error."""
+    samples, _ = scenes
+    no_3d = [dataclasses.replace(s, keypoints_3d=None) for s in samples]
+    result = constant_skeleton_baseline(samples, no_3d)
+    assert result["n"] == 0 and np.isnan(result["pa_mpjpe"])

@@ -143,7 +143,7 @@ def test_check_results_names_the_bad_key():
               "n": 198, "seeds": [0], "per_seed": {"top1": [50.0], "macro": [48.0]}}
     comparison = {"name": "LMMD vs source-only, coarse, synthetic", "a": "source-only", "b": "LMMD", "difference": 3.0,
                   "low": -2.0, "high": 8.0, "p": 0.3, "a_only": 10, "b_only": 16, "n": 198}
-    good = {"profile": "smoke", "seed": 0, "device": "cpu", "data": "embedded", "wall_seconds": {}, "seeds": [0],
+    good = {"profile": "smoke", "seed": 0, "device": "cpu", "data": "embedded", "synthetic_body": "procedural", "wall_seconds": {}, "seeds": [0],
             "machine": {"cpu": "x"},
             "table2": {g: dict.fromkeys(k, 50.0) for g, k in RESULT_KEYS["table2"].items()},
             "table3": {g: dict.fromkeys(k, 50.0) for g, k in RESULT_KEYS["table3"].items()},

@@ -144,19 +144,41 @@ def assign_splits(
     test_fraction: float = AUTO_TEST_FRACTION,
     val_fraction: float = AUTO_VAL_FRACTION,
 ) -> dict[str, str]:
-    """Stratified, seeded train/val/test assignment: each fine class is split in proportion."""
+    """Stratified, seeded train/val/test assignment.
+
+    The test and validation sets get ``round(fraction * N)`` images in all (198 of the paper's
+    750 for testing), shared among the fine classes by largest remainder: each class first gets
+    the whole part of its share, the images left go to the classes with the largest remainders
+    (ties in a seeded order). Per-class rounding alone would give small classes no validation
+    image at all (4 images x 10 % rounds to 0), and model selection needs them.
+    """
     rng = np.random.default_rng(seed)
     by_class: dict[str, list[str]] = defaultdict(list)
     for name, fine in sorted(names_and_labels):
         by_class[fine].append(name)
+    classes = [fine for fine in taxonomy.FINE if by_class.get(fine)]
+    sizes = np.array([len(by_class[fine]) for fine in classes])
+    tie_order = rng.permutation(len(classes))
+
+    def shares(fraction: float, available: np.ndarray) -> np.ndarray:
+        exact = fraction * sizes
+        count = np.minimum(np.floor(exact).astype(int), available)
+        left = int(round(fraction * sizes.sum())) - int(count.sum())
+        for k in sorted(range(len(classes)), key=lambda k: (-(exact[k] - np.floor(exact[k])), tie_order[k])):
+            if left <= 0:
+                break
+            if count[k] < available[k]:
+                count[k] += 1
+                left -= 1
+        return count
+
+    n_test = shares(test_fraction, sizes)
+    n_val = shares(val_fraction, sizes - n_test)
     out: dict[str, str] = {}
-    for fine in taxonomy.FINE:
-        names = by_class.get(fine, [])
-        order = rng.permutation(len(names))
-        n_test = int(round(test_fraction * len(names)))
-        n_val = int(round(val_fraction * len(names)))
-        for rank, idx in enumerate(order):
-            out[names[idx]] = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
+    for k, fine in enumerate(classes):
+        names = by_class[fine]
+        for rank, idx in enumerate(rng.permutation(len(names))):
+            out[names[idx]] = "test" if rank < n_test[k] else "val" if rank < n_test[k] + n_val[k] else "train"
     return out
 
 

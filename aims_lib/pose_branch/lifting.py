@@ -293,10 +293,11 @@ def constant_skeleton_baseline(
     training skeleton (of ``candidates`` drawn at random) with the lowest mean PA-MPJPE to the
     training set, scored on ``samples``. A lifted set whose PA-MPJPE is not clearly below this
     carries little pose information (e.g. from weak 2D keypoints)."""
-    pool = np.stack([s.keypoints_3d for s in train if s.keypoints_3d is not None])
-    target = np.stack([s.keypoints_3d for s in samples if s.keypoints_3d is not None])
-    if not len(pool) or not len(target):
+    pool = [s.keypoints_3d for s in train if s.keypoints_3d is not None]
+    target = [s.keypoints_3d for s in samples if s.keypoints_3d is not None]
+    if not pool or not target:  # e.g. real images without 3D ground truth
         return {"pa_mpjpe": float("nan"), "n": 0}
+    pool, target = np.stack(pool), np.stack(target)
     rng = np.random.default_rng(seed)
     picks = pool[rng.choice(len(pool), min(candidates, len(pool)), replace=False)]
     fit = [float(pa_mpjpe(np.broadcast_to(c, pool.shape), pool).mean()) for c in picks]
