@@ -98,7 +98,7 @@ def test_weight_and_ramp_default_to_the_method():
     assert (plain.adaptation_weight, plain.ramp) == (0.0, "none")
 
 
-def test_training_writes_run_and_never_selects_on_test(aims_tiny, tmp_path):
+def test_training_writes_run_and_its_outputs(aims_tiny, tmp_path):
     metrics = train_image_branch(aims_tiny, tmp_path / "run", ImageTrainConfig(**TINY))
     run = tmp_path / "run"
     for f in ("config.json", "metrics.json", "outputs.npz", "checkpoints/last.pt", "checkpoints/best.pt"):
@@ -263,3 +263,29 @@ def test_dann_trains_its_discriminator_with_the_network(aims_tiny, tmp_path):
     assert len(state["optimizer"]["param_groups"]) == 3  # backbone, heads, discriminator
     assert state["optimizer"]["param_groups"][2]["base_lr"] == ImageTrainConfig().lr  # the heads' rate
 
+
+
+def test_test_labels_never_influence_training_or_selection(aims_tiny, tmp_path):
+    """The same run on a copy of the data whose real test labels are changed: every weight, the
+    selected epoch and the validation history are identical; only the test accuracy may move."""
+    import shutil
+
+    from aims_lib import taxonomy
+
+    other = tmp_path / "relabelled"
+    shutil.copytree(aims_tiny.parent, other)
+    data = json.loads((other / "annotations.json").read_text())
+    for img in data["images"]:
+        if img["split"] == "test":
+            img["aims_fine"] = "Prone Lying" if img["aims_fine"] != "Prone Lying" else "Standing"
+            img["aims_coarse"] = taxonomy.FINE_TO_COARSE[img["aims_fine"]]
+    (other / "annotations.json").write_text(json.dumps(data))
+    cfg = ImageTrainConfig(**TINY)
+    a = train_image_branch(aims_tiny, tmp_path / "a", cfg)
+    b = train_image_branch(other / "annotations.json", tmp_path / "b", cfg)
+    assert a["best_epoch"] == b["best_epoch"]
+    assert [h["val_acc"] for h in a["history"]] == [h["val_acc"] for h in b["history"]]
+    best_a = torch.load(tmp_path / "a" / "checkpoints" / "best.pt", weights_only=True)["model"]
+    best_b = torch.load(tmp_path / "b" / "checkpoints" / "best.pt", weights_only=True)["model"]
+    for name, value in best_a.items():
+        torch.testing.assert_close(value, best_b[name], rtol=0, atol=0, msg=name)
