@@ -106,7 +106,10 @@ def _check_range(name: str, bounds: tuple[float, float], low: float, high: float
 
 
 def _rotation(axis: np.ndarray, angle: float) -> np.ndarray:
-    """Rodrigues' formula: rotation by ``angle`` (radians) about the unit ``axis``."""
+    """Rodrigues' formula: rotation by ``angle`` (radians) about the unit ``axis``.
+
+    Not :func:`aims_lib.body.rotations.rotation_about`: the two differ in the last bit for about
+    half of the aim rotations, and the generator's cameras are drawn with this one."""
     x, y, z = axis
     skew = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
     return np.eye(3) + math.sin(angle) * skew + (1.0 - math.cos(angle)) * skew @ skew

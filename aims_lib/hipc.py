@@ -108,6 +108,7 @@ import torch
 from torch import Tensor, nn
 
 from aims_lib import taxonomy
+from aims_lib.body.rotations import coordinate_rotation
 from aims_lib.safe_pickle import load_weights_file
 from aims_lib.threads import cpu_threads
 
@@ -241,16 +242,6 @@ class HIPCTrainResult:
     seconds: float
 
 
-def _axis_rotation(axis: int, angle: Tensor) -> Tensor:
-    """Rotations (B, 3, 3) by ``angle`` (B,) radians about coordinate axis 0, 1 or 2."""
-    c, s = torch.cos(angle), torch.sin(angle)
-    one, zero = torch.ones_like(angle), torch.zeros_like(angle)
-    i, j = [k for k in range(3) if k != axis]
-    rows = [[one if a == b and a == axis else zero for b in range(3)] for a in range(3)]
-    rows[i][i], rows[i][j], rows[j][i], rows[j][j] = c, -s, s, c
-    return torch.stack([torch.stack(r, -1) for r in rows], -2)
-
-
 def random_rotations(n: int, axes: str, max_deg: float, generator: torch.Generator | None = None) -> Tensor:
     """``n`` random rotation matrices (n, 3, 3): about each axis in ``axes`` ("xyz" subset) by
     an angle uniform in +-``max_deg``, composed z . y . x (the identity for ``axes=""``)."""
@@ -258,7 +249,8 @@ def random_rotations(n: int, axes: str, max_deg: float, generator: torch.Generat
     for letter in "xyz":
         if letter in axes:
             angle = (torch.rand(n, generator=generator) * 2.0 - 1.0) * math.radians(max_deg)
-            out = _axis_rotation("xyz".index(letter), angle) @ out
+            # About y by -angle: the rotations HIPC was measured with (the range is symmetric).
+            out = coordinate_rotation("xyz".index(letter), -angle if letter == "y" else angle) @ out
     return out
 
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from aims_lib.body import DEFAULT_BETAS, BodyModel, body_forward, coco17_keypoints, load_body_model, procedural_arrays
+from aims_lib.body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from aims_lib.camera import project, sample_camera, to_camera
 from aims_lib.pose_branch.metrics import (
     mpjpe,
@@ -21,14 +22,7 @@ from aims_lib.pose_branch.metrics import (
     world_to_camera_frame,
 )
 from aims_lib.pose_branch.priors import GMMPosePrior, bending_prior, default_pose_prior, fit_pose_prior, shape_prior
-from aims_lib.pose_branch.smplify import (
-    KeypointLayer,
-    SMPLify,
-    SMPLifyConfig,
-    axis_angle_to_matrix,
-    default_intrinsics,
-    matrix_to_axis_angle,
-)
+from aims_lib.pose_branch.smplify import KeypointLayer, SMPLify, SMPLifyConfig, default_intrinsics
 from aims_lib.synth.poses import sample_poses
 from aims_lib.taxonomy import FINE, normalise_keypoints_3d
 

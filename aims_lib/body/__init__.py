@@ -2,7 +2,9 @@
 
 One definition of the body for the synthetic generator and for SMPLify: ``load_body_model``
 returns a smplx SMPL module, ``coco17_keypoints`` turns its output into the project's keypoints,
-``vertex_parts`` labels vertices by body part.
+``vertex_parts`` labels vertices by body part. The joint layout (:mod:`~aims_lib.body.skeleton`),
+rotation conversions (:mod:`~aims_lib.body.rotations`) and the batched forward pass
+(:mod:`~aims_lib.body.kinematics`) are shared by the pose sampler, SMPLify and HIPC.
 """
 
 from aims_lib.body.keypoints import COCO17_JOINT_IDS, COCO17_VERTEX_IDS, coco17_keypoints
@@ -16,15 +18,8 @@ from aims_lib.body.model import (
     procedural_arrays,
     vertex_parts,
 )
-from aims_lib.body.procedural import (
-    JOINT_NAMES,
-    LANDMARK_IDS,
-    NUM_JOINTS,
-    NUM_VERTICES,
-    PARENTS,
-    SHAPE_COMPONENTS,
-    Proportions,
-)
+from aims_lib.body.procedural import LANDMARK_IDS, NUM_VERTICES, SHAPE_COMPONENTS, Proportions
+from aims_lib.body.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
 from aims_lib.body.smpl_file import REQUIRED_KEYS, BodyModelFileError, read_smpl_pickle, write_smpl_pickle
 
 __all__ = [

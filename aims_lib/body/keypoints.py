@@ -12,7 +12,8 @@ from typing import Final, TypeVar
 import numpy as np
 import torch
 
-from aims_lib.body.procedural import JOINT_NAMES, LANDMARK_IDS
+from aims_lib.body.procedural import LANDMARK_IDS
+from aims_lib.body.skeleton import JOINT_NAMES
 from aims_lib.taxonomy import KEYPOINTS
 
 #: Vertex ids of nose, left eye, right eye, left ear, right ear (COCO order).

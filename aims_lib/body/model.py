@@ -13,7 +13,8 @@ import torch
 from smplx.utils import Struct
 
 from aims_lib.body.keypoints import coco17_keypoints
-from aims_lib.body.procedural import JOINT_NAMES, NUM_JOINTS, smpl_arrays
+from aims_lib.body.procedural import smpl_arrays
+from aims_lib.body.skeleton import JOINT_NAMES, NUM_JOINTS
 from aims_lib.body.smpl_file import read_smpl_pickle
 
 #: Shape components that the generator samples and that SMPLify fits on the default body: SMPL's

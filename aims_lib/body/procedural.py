@@ -54,37 +54,14 @@ import numpy as np
 from scipy.interpolate import PchipInterpolator
 from smplx.vertex_ids import vertex_ids as _SMPLX_VERTEX_IDS
 
+from aims_lib.body.skeleton import JOINT_INDEX as J
+from aims_lib.body.skeleton import JOINT_NAMES, MIRROR_PERM, NUM_JOINTS, PARENTS
+from aims_lib.body.smoothstep import smoothstep
+
 NUM_VERTICES: Final[int] = 6890
-
-JOINT_NAMES: Final[tuple[str, ...]] = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
-    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
-    "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hand", "right_hand",
-)  # fmt: skip
-NUM_JOINTS: Final[int] = len(JOINT_NAMES)
-
-#: SMPL's kinematic tree: parent of each joint (-1 for the root).
-PARENTS: Final[tuple[int, ...]] = (
-    -1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21,
-)  # fmt: skip
 
 #: SMPL-H vertex ids of the landmarks smplx turns into extra joints (nose 332, ...).
 LANDMARK_IDS: Final[dict[str, int]] = dict(_SMPLX_VERTEX_IDS["smplh"])
-
-
-
-def _mirror_name(name: str) -> str:
-    for this, other in (("left_", "right_"), ("right_", "left_")):
-        if name.startswith(this):
-            return other + name[len(this) :]
-    return name
-
-
-#: Joint of the mirror image (left <-> right), used to mirror skinning weights.
-_MIRROR_JOINT: Final[tuple[int, ...]] = tuple(JOINT_NAMES.index(_mirror_name(n)) for n in JOINT_NAMES)
-
-_J = {name: i for i, name in enumerate(JOINT_NAMES)}
 
 
 @dataclass(frozen=True)
@@ -133,11 +110,6 @@ SHAPE_COMPONENTS: Final[tuple[tuple[str, float], ...]] = (
 
 
 # --- generic surface helpers ------------------------------------------------------------------
-
-
-def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
 
 
 @lru_cache(maxsize=None)
@@ -272,7 +244,7 @@ def _chain_weights(s: np.ndarray, joints: list[int], breaks: list[float], widths
     """
     w = np.zeros((len(s), NUM_JOINTS))
     prev = np.ones(len(s))
-    alphas = [_smoothstep(s, b - h, b + h) for b, h in zip(breaks, widths)] + [np.zeros(len(s))]
+    alphas = [smoothstep(b - h, b + h, s) for b, h in zip(breaks, widths)] + [np.zeros(len(s))]
     for joint, alpha in zip(joints, alphas):
         w[:, joint] += np.clip(prev - alpha, 0.0, None)
         prev = alpha
@@ -351,15 +323,15 @@ def _torso(p: Proportions, lay: _Layout) -> _Part:
     tube = _tube(sigma, centres, _Z, half_z, half_x, _TORSO_RING_SIZE, exponent, ((4, 0.035), (3, 0.02)), _Y)
 
     s, ax, left = tube.sigma, np.abs(tube.vertices[:, 0]), tube.vertices[:, 0] > 0
-    spine = [_J[n] for n in ("pelvis", "spine1", "spine2", "spine3", "neck", "head")]
+    spine = [J[n] for n in ("pelvis", "spine1", "spine2", "spine3", "neck", "head")]
     weights = _chain_weights(s, spine, [3, 4, 5, 7, 9], [0.5, 0.5, 0.5, 0.4, 0.4])
     # The upper flanks follow the collars, the buttocks partly follow the thighs.
-    collar = _smoothstep(ax, 0.02, 0.06) * _smoothstep(s, 4.6, 5.8) * (1 - _smoothstep(s, 6.4, 7.2))
-    buttock = 0.6 * _smoothstep(ax, 0.02, 0.065) * (1 - _smoothstep(s, 1.0, 2.2))
+    collar = smoothstep(0.02, 0.06, ax) * smoothstep(4.6, 5.8, s) * (1 - smoothstep(6.4, 7.2, s))
+    buttock = 0.6 * smoothstep(0.02, 0.065, ax) * (1 - smoothstep(1.0, 2.2, s))
     for frac, side_joint in ((collar, "collar"), (buttock, "hip")):
         weights *= (1 - frac)[:, None]
-        weights[left, _J["left_" + side_joint]] += frac[left]
-        weights[~left, _J["right_" + side_joint]] += frac[~left]
+        weights[left, J["left_" + side_joint]] += frac[left]
+        weights[~left, J["right_" + side_joint]] += frac[~left]
     joint_rings = ("pelvis", "spine1", "spine2", "spine3", "shoulder", "neck", "head")
     rings = {name: tube.rings[st.ring(_TORSO_STATIONS.index(name))] for name in joint_rings}
     return _Part("torso", tube.vertices, _TORSO_RING_SIZE, weights, rings)
@@ -412,7 +384,7 @@ def _head(p: Proportions, lay: _Layout) -> _Part:
     leye = int(np.argmin(((vertices - left_eye) ** 2).sum(1)))
     reye = int(np.argmin(((vertices - vertices[leye] * np.array([-1.0, 1.0, 1.0])) ** 2).sum(1)))
     landmarks = {"nose": nose, "leye": leye, "reye": reye}
-    weights = _chain_weights(vertices[:, 1], [_J["neck"], _J["head"]], [lay.chin_y], [0.012])
+    weights = _chain_weights(vertices[:, 1], [J["neck"], J["head"]], [lay.chin_y], [0.012])
     return _Part("head", vertices, _HEAD_RING_SIZE, weights, landmarks=landmarks)
 
 
@@ -425,7 +397,7 @@ def _ear(p: Proportions, lay: _Layout) -> _Part:
     centres = np.stack([np.full_like(y, centre[0]), y, np.full_like(y, centre[2])], axis=1)
     thick, width, cap = (np.full_like(y, size * p.head) for size in (0.005, 0.012, 0.009))
     tube = _tube(sigma, centres, _X, thick, width, 8, 2.0, ((3, cap[0]), (3, cap[0])), axis=_Y)
-    weights = _chain_weights(tube.sigma, [_J["head"]], [], [])
+    weights = _chain_weights(tube.sigma, [J["head"]], [], [])
     return _Part("ear_l", tube.vertices, 8, weights, landmarks={"lear": int(tube.rings[1][0])})
 
 
@@ -442,7 +414,7 @@ def _arm(p: Proportions, lay: _Layout) -> _Part:
     y = lay.shoulder_y - st.profile([0, 1, 4], [0.008, 0.0, 0.0])
     centres = np.stack([x, y, np.zeros_like(x)], axis=1)
     tube = _tube(sigma, centres, _Y, 0.93 * r, r, 18, 2.0, ((3, 0.025), (2, 0.012)), axis=_X)
-    chain = [_J["left_collar"], _J["left_shoulder"], _J["left_elbow"], _J["left_wrist"]]
+    chain = [J["left_collar"], J["left_shoulder"], J["left_elbow"], J["left_wrist"]]
     weights = _chain_weights(tube.sigma, chain, [0.6, 2.0, 3.0], [0.35, 0.22, 0.3])
     rings = {name: tube.rings[st.ring(k)] for k, name in enumerate(("shoulder", "elbow", "wrist"), start=1)}
     return _Part("arm_l", tube.vertices, 18, weights, rings)
@@ -461,7 +433,7 @@ def _palm(p: Proportions, lay: _Layout) -> _Part:
     width = p.hands * st.profile(knots, [0.0145, 0.016, 0.0195, 0.019])
     centres = np.stack([x, np.full_like(x, lay.shoulder_y - 0.001), np.zeros_like(x)], axis=1)
     tube = _tube(sigma, centres, _Y, thick, width, 16, 2.5, ((2, 0.008), (3, 0.008 * p.hands)))
-    chain = [_J["left_elbow"], _J["left_wrist"], _J["left_hand"]]
+    chain = [J["left_elbow"], J["left_wrist"], J["left_hand"]]
     weights = _chain_weights(tube.sigma, chain, [1.0, 2.0], [0.5, 0.3])
     return _Part("palm_l", tube.vertices, 16, weights, {"knuckles": tube.rings[st.ring(2)]})
 
@@ -497,9 +469,9 @@ def _finger(p: Proportions, lay: _Layout, finger: _Finger) -> _Part:
     radii = r * (1 - 0.12 * t)
     tube = _tube(sigma, centres, _Y, 0.92 * radii, radii, 8, 2.0, ((2, 0.005), (3, 0.9 * radii[-1])))
     if name == "lthumb":  # rooted near the wrist, it moves with the wrist, not the knuckles
-        weights = _chain_weights(tube.sigma, [_J["left_wrist"]], [], [])
+        weights = _chain_weights(tube.sigma, [J["left_wrist"]], [], [])
     else:
-        weights = _chain_weights(tube.sigma, [_J["left_wrist"], _J["left_hand"]], [0.15], [0.15])
+        weights = _chain_weights(tube.sigma, [J["left_wrist"], J["left_hand"]], [0.15], [0.15])
     return _Part(f"finger_{name[1:]}_l", tube.vertices, 8, weights, landmarks={name: len(tube.vertices) - 1})
 
 
@@ -516,7 +488,7 @@ def _leg(p: Proportions, lay: _Layout) -> _Part:
     x = lay.hip_x + st.profile(knots, [0.0, 0.0, 0.003, 0.006, 0.006, 0.004, 0.004])
     centres = np.stack([x, y, np.zeros_like(y)], axis=1)
     tube = _tube(sigma, centres, _Z, 1.05 * r, r, 20, 2.0, ((3, 0.03), (2, 0.01)))
-    chain = [_J["pelvis"], _J["left_hip"], _J["left_knee"], _J["left_ankle"]]
+    chain = [J["pelvis"], J["left_hip"], J["left_knee"], J["left_ankle"]]
     weights = _chain_weights(tube.sigma, chain, [0.75, 2.0, 3.0], [0.3, 0.25, 0.25])
     rings = {name: tube.rings[st.ring(k)] for k, name in enumerate(("hip", "knee", "ankle"), start=1)}
     return _Part("leg_l", tube.vertices, 20, weights, rings)
@@ -536,7 +508,7 @@ def _foot(p: Proportions, lay: _Layout) -> _Part:
     x = lay.hip_x + 0.004 + st.profile(knots, [0.0, 0.0, 0.002, 0.003])
     centres = np.stack([x, height, z], axis=1)
     tube = _tube(sigma, centres, _Y, height, width, 18, 2.6, ((3, 0.012 * f), (3, 0.011 * f)), axis=_Z)
-    weights = _chain_weights(tube.sigma, [_J["left_ankle"], _J["left_foot"]], [2.0], [0.3])
+    weights = _chain_weights(tube.sigma, [J["left_ankle"], J["left_foot"]], [2.0], [0.3])
     v = tube.vertices
     toe_z, heel_z = v[:, 2].max(), v[:, 2].min()
     targets = {
@@ -560,7 +532,7 @@ def _mirror(part: _Part) -> _Part:
         name=_right(part.name),
         vertices=part.vertices * np.array([-1.0, 1.0, 1.0]),
         ring_size=part.ring_size,
-        weights=part.weights[:, _MIRROR_JOINT],
+        weights=part.weights[:, MIRROR_PERM],
         rings=part.rings,
         landmarks={swap[k[0]] + k[1:]: i for k, i in part.landmarks.items()},
     )

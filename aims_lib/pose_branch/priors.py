@@ -10,7 +10,6 @@ All energies are per image, shape (B,), batched torch on the parameters' device.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -148,11 +147,16 @@ def pose_library(model: Any, per_class: int = LIBRARY_PER_CLASS, seed: int = LIB
 
 
 def _library_key(model: Any, per_class: int, seed: int, n_components: int) -> str:
-    """Cache key: the sampler's source, the body model's arrays and the settings, so a changed
-    sampler or body never reuses a stale prior."""
-    from aims_lib.synth import poses
+    """Cache key: the source of every module of the sampler's packages (``aims_lib.synth`` and
+    ``aims_lib.body``, whatever modules they are split into), the body model's arrays and the
+    settings, so a changed sampler or body never reuses a stale prior."""
+    import aims_lib.body
+    import aims_lib.synth
 
-    h = hashlib.sha256(inspect.getsource(poses).encode())
+    h = hashlib.sha256()
+    for package in (aims_lib.synth, aims_lib.body):
+        for source in sorted(Path(package.__file__).parent.glob("*.py")):
+            h.update(source.name.encode() + source.read_bytes())
     for name in ("v_template", "shapedirs", "J_regressor", "lbs_weights"):
         h.update(getattr(model, name).detach().cpu().numpy().tobytes())
     h.update(f"{model.num_betas}/{per_class}/{seed}/{n_components}/{REG_COVAR}".encode())

@@ -7,7 +7,8 @@ and camera translation are optimised against that image's intrinsics K.
 
 Why it is fast: the fit never evaluates the 6890-vertex mesh. :class:`KeypointLayer` runs the
 kinematic chain from the shaped rest joints and skins only the five face vertices that COCO-17
-needs (with their pose blend shapes), which equals smplx to float precision.
+needs (with their pose blend shapes, :class:`aims_lib.body.kinematics.PartialForward`), which
+equals smplx to float precision.
 
 Stages (SMPLify, SMPLify-X, SPIN), all with Adam on every hypothesis of every image at once:
 
@@ -51,6 +52,8 @@ import numpy as np
 import torch
 
 from aims_lib.body.keypoints import COCO17_JOINT_IDS, COCO17_VERTEX_IDS
+from aims_lib.body.kinematics import PartialForward
+from aims_lib.body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from aims_lib.pose_branch.priors import GMMPosePrior, bending_prior, default_pose_prior, shape_prior
 from aims_lib.taxonomy import KEYPOINTS, LEFT_HIP, NOSE, NUM_KEYPOINTS, RIGHT_HIP, normalise_keypoints_3d
 from aims_lib.threads import cpu_threads
@@ -75,156 +78,19 @@ def default_intrinsics(width: np.ndarray | float, height: np.ndarray | float) ->
     return K
 
 
-def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
-    """Rodrigues' formula, (..., 3) -> (..., 3, 3).
-
-    ``R = I + a [r]x + b (r r^T - |r|^2 I)`` (``[r]x^2`` written out) with
-    ``a = sin(t)/t``, ``b = 2 sin^2(t/2)/t^2`` and ``t = sqrt(|r|^2 + 1e-16)``: the offset keeps
-    value and gradient finite at r = 0 (as smplx's 1e-8), the half-angle form keeps small angles
-    accurate in float32; written out entry by entry, it costs a few elementwise operations.
-    """
-    x, y, z = rotvec.unbind(-1)
-    xx, yy, zz = x * x, y * y, z * z
-    theta = torch.sqrt(xx + yy + zz + 1e-16)
-    a = torch.sin(theta) / theta
-    b = 2.0 * (torch.sin(theta / 2.0) / theta) ** 2
-    ax, ay, az = a * x, a * y, a * z
-    bxy, bxz, byz = b * x * y, b * x * z, b * y * z
-    entries = (
-        1.0 - b * (yy + zz), bxy - az, bxz + ay,
-        bxy + az, 1.0 - b * (xx + zz), byz - ax,
-        bxz - ay, byz + ax, 1.0 - b * (xx + yy),
-    )  # fmt: skip
-    return torch.stack(entries, -1).reshape(rotvec.shape + (3,))
-
-
-def matrix_to_axis_angle(rotation: torch.Tensor) -> torch.Tensor:
-    """Axis-angle (..., 3) of rotation matrices (..., 3, 3), through the unit quaternion
-    (Shepperd: built from the largest of its four squared components, stable at any angle)."""
-    m = rotation
-    m00, m01, m02, m10, m11, m12, m20, m21, m22 = m.flatten(-2).unbind(-1)
-    trace = m00 + m11 + m22
-    # Row i is 4 q_i q (q = w, x, y, z); the row of the largest q_i is the best conditioned.
-    rows = torch.stack(
-        [
-            torch.stack([1 + trace, m21 - m12, m02 - m20, m10 - m01], -1),
-            torch.stack([m21 - m12, 1 + 2 * m00 - trace, m01 + m10, m02 + m20], -1),
-            torch.stack([m02 - m20, m01 + m10, 1 + 2 * m11 - trace, m12 + m21], -1),
-            torch.stack([m10 - m01, m02 + m20, m12 + m21, 1 + 2 * m22 - trace], -1),
-        ],
-        -2,
-    )
-    best = torch.diagonal(rows, dim1=-2, dim2=-1).argmax(-1)
-    q = torch.gather(rows, -2, best[..., None, None].expand(*best.shape, 1, 4))[..., 0, :]
-    q = q / q.norm(dim=-1, keepdim=True)
-    q = torch.where(q[..., :1] < 0, -q, q)
-    sin_half = q[..., 1:].norm(dim=-1, keepdim=True)
-    angle = 2.0 * torch.atan2(sin_half, q[..., :1])
-    ratio = torch.where(sin_half > 1e-12, angle / sin_half.clamp(min=1e-12), torch.full_like(angle, 2.0))
-    return q[..., 1:] * ratio
-
-
-def _take(x: torch.Tensor, slots: list[int]) -> torch.Tensor:
-    """``x[:, slots]``, as a view when ``slots`` is a run of consecutive slots or one repeated
-    slot (always the case for SMPL's tree): slicing is cheaper than indexing, backward too."""
-    first = slots[0]
-    if slots == list(range(first, first + len(slots))):
-        return x[:, first : first + len(slots)]
-    if slots == [first] * len(slots):
-        return x[:, first : first + 1].expand(x.shape[0], len(slots), *x.shape[2:])
-    return x[:, slots]
-
-
-class KeypointLayer(torch.nn.Module):
+class KeypointLayer(PartialForward):
     """COCO-17 keypoints of an SMPL-format body without the mesh: ``layer(betas, global_orient,
-    body_pose, transl) -> (B, 17, 3)``, equal to ``body_forward(model, ...).keypoints``.
-
-    Joints: shaped rest joints ``J = J_template + J_shapedirs beta`` (the joint regressor is
-    linear, so it is applied to the blend shapes once, here), then the kinematic chain, one
-    batched product per tree depth, over the joints COCO-17 needs and their ancestors. Face
-    keypoints: the five vertices' shaped and pose-corrected rest positions (``posedirs``; skipped
-    when they are all zero, as on the procedural body), linearly blend-skinned with the joints'
-    transforms.
-    """
-
-    j_template: torch.Tensor
-    j_shapedirs: torch.Tensor
-    face_template: torch.Tensor
-    face_shapedirs: torch.Tensor
-    face_posedirs: torch.Tensor
-    face_weights: torch.Tensor
+    body_pose, transl) -> (B, 17, 3)``, equal to ``body_forward(model, ...).keypoints``: the
+    shared torch forward on the five face vertices and the twelve body joints COCO-17 needs."""
 
     def __init__(self, model: Any) -> None:
-        super().__init__()
-        num_betas = int(model.num_betas)
-        parents = [int(p) for p in model.parents]
-        face = list(COCO17_VERTEX_IDS)
-        weights = model.lbs_weights.detach()[face]
-        skin = sorted(set(torch.nonzero(weights.abs().sum(0)).flatten().tolist()))
-        # Joints that move a keypoint: COCO joints, joints skinning the face vertices, ancestors.
-        needed = set(COCO17_JOINT_IDS) | set(skin)
-        for j in list(needed):
-            while parents[j] >= 0:
-                j = parents[j]
-                needed.add(j)
-        depth = [0] * len(parents)
-        for j in range(1, len(parents)):  # SMPL orders parents before children
-            depth[j] = depth[parents[j]] + 1
-        levels = [sorted(j for j in needed if depth[j] == d) for d in range(max(depth[j] for j in needed) + 1)]
-        order = [j for level in levels for j in level]
-        slot = {j: i for i, j in enumerate(order)}
-        self.num_joints = len(parents)
-        self.order = order
-        self.level_sizes = [len(level) for level in levels]
-        # Slot of every joint's parent within the previous level.
-        self.parent_slots = [[levels[d - 1].index(parents[j]) for j in levels[d]] for d in range(1, len(levels))]
-        self.parent_order = [max(parents[j], 0) for j in order]
-        self.coco_slots = [slot[j] for j in COCO17_JOINT_IDS]
-        self.skin_slots = [slot[j] for j in skin]
+        super().__init__(model, COCO17_VERTEX_IDS, COCO17_JOINT_IDS)
 
-        v_template = model.v_template.detach()
-        shapedirs = model.shapedirs.detach()[..., :num_betas]
-        regressor = model.J_regressor.detach()
-        posedirs = model.posedirs.detach()[:, [3 * v + c for v in face for c in range(3)]]
-        self.has_posedirs = bool(posedirs.abs().max() > 0)
-        self.register_buffer("j_template", regressor @ v_template)
-        self.register_buffer("j_shapedirs", torch.einsum("jv,vck->jck", regressor, shapedirs))
-        self.register_buffer("face_template", v_template[face])
-        self.register_buffer("face_shapedirs", shapedirs[face])
-        self.register_buffer("face_posedirs", posedirs)
-        self.register_buffer("face_weights", weights[:, skin])
-
-    def forward(
+    def forward(  # type: ignore[override]
         self, betas: torch.Tensor, global_orient: torch.Tensor, body_pose: torch.Tensor, transl: torch.Tensor
     ) -> torch.Tensor:
-        batch = betas.shape[0]
-        pose = torch.cat([global_orient, body_pose], -1).reshape(batch, -1, 3)
-        shaped = self.j_template + torch.einsum("bk,jck->bjc", betas, self.j_shapedirs)  # (B, 24, 3)
-        rest = shaped[:, self.order]  # joints in level order
-        bones = (rest - shaped[:, self.parent_order])[..., None]
-        # Local transforms [R_j | J_j - J_parent] (3 x 4), split per level: a split's backward is
-        # one concatenation, while every slice's backward would fill its own full-size zeros.
-        local = torch.cat([axis_angle_to_matrix(pose[:, self.order]), bones], -1).split(self.level_sizes, 1)
-        # Chain, one product per level: G_parent [R_j | b_j] = [G_j | p_j - p_parent].
-        g_rot, g_pos = [local[0][..., :3]], [rest[:, : self.level_sizes[0]]]
-        for transform, slots in zip(local[1:], self.parent_slots):
-            world = _take(g_rot[-1], slots) @ transform
-            g_rot.append(world[..., :3])
-            g_pos.append(world[..., 3] + _take(g_pos[-1], slots))
-        world_rot, joints = torch.cat(g_rot, 1), torch.cat(g_pos, 1)
-        # Face vertices: v' = sum_j w_j (G_j (v - J_j) + p_j), v with shape and pose blend shapes.
-        face = self.face_template + torch.einsum("bk,vck->bvc", betas, self.face_shapedirs)
-        if self.has_posedirs:
-            all_rot = axis_angle_to_matrix(pose[:, 1:])
-            pose_feature = (all_rot - torch.eye(3, dtype=all_rot.dtype, device=all_rot.device)).reshape(batch, -1)
-            face = face + (pose_feature @ self.face_posedirs).reshape(batch, -1, 3)
-        skin_rot, skin_pos = world_rot[:, self.skin_slots], joints[:, self.skin_slots]
-        offset = skin_pos - (skin_rot @ rest[:, self.skin_slots, :, None])[..., 0]  # (B, S, 3)
-        blend_rot = torch.einsum("vs,bsij->bvij", self.face_weights, skin_rot)
-        blend_off = torch.einsum("vs,bsi->bvi", self.face_weights, offset)
-        face_posed = (blend_rot @ face[..., None])[..., 0] + blend_off
-        keypoints = torch.cat([face_posed, joints[:, self.coco_slots]], 1)
-        return keypoints + transl[:, None]
+        face, joints = super().forward(betas, global_orient, body_pose)
+        return torch.cat([face, joints], 1) + transl[:, None]
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,8 @@ from typing import Any, Final
 
 import numpy as np
 
+from aims_lib.body.smoothstep import smoothstep
+
 RGB = tuple[float, float, float]
 
 DOMAINS: Final[tuple[str, ...]] = ("synthetic", "real")
@@ -418,11 +420,6 @@ def _smooth_noise(points: np.ndarray, rng: np.random.Generator, scale: float, wa
     return np.cos(2.0 * np.pi * (points @ directions.T) / wavelengths + phases).sum(axis=1) / np.sqrt(waves)
 
 
-def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
-    t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
 def _pattern_weight(garment: Garment, points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Share (0..1) of the pattern colour at each point; soft edges so Gouraud shading does not alias."""
     if garment.pattern == "plain":
@@ -431,12 +428,12 @@ def _pattern_weight(garment: Garment, points: np.ndarray, rng: np.random.Generat
         direction = rng.normal(size=3)
         direction /= np.linalg.norm(direction)
         wave = np.cos(2.0 * np.pi * (points @ direction) / garment.pattern_scale + rng.uniform(0, 2 * np.pi))
-        return _smoothstep(-0.3, 0.3, wave)
+        return smoothstep(-0.3, 0.3, wave)
     if garment.pattern == "dots":
         lattice = points / garment.pattern_scale + rng.uniform(0.0, 1.0, 3)
         distance = np.linalg.norm(lattice - np.round(lattice), axis=1)
-        return 1.0 - _smoothstep(0.22, 0.32, distance)
-    return _smoothstep(-0.15, 0.15, _smooth_noise(points, rng, 2.0 * garment.pattern_scale))
+        return 1.0 - smoothstep(0.22, 0.32, distance)
+    return smoothstep(-0.15, 0.15, _smooth_noise(points, rng, 2.0 * garment.pattern_scale))
 
 
 def _part_centre(template: np.ndarray, parts: np.ndarray, part_ids: tuple[int, ...]) -> np.ndarray | None:
@@ -482,7 +479,7 @@ def hair_weight(appearance: Appearance, template: np.ndarray, parts: np.ndarray)
     radius = np.linalg.norm(offsets, axis=1).max()
     height = offsets @ up / radius
     frontness = offsets @ forward / radius
-    weight[head] = appearance.hair_density * _smoothstep(-0.05, 0.05, height - appearance.hairline - 0.6 * frontness)
+    weight[head] = appearance.hair_density * smoothstep(-0.05, 0.05, height - appearance.hairline - 0.6 * frontness)
     return weight
 
 
@@ -494,7 +491,7 @@ def eye_weight(template: np.ndarray) -> np.ndarray:
     if len(template) != SMPL_NUM_VERTICES:
         return np.zeros(len(template))
     distance = np.linalg.norm(template[:, None, :] - template[list(EYE_VERTICES)][None], axis=2).min(axis=1)
-    return 1.0 - _smoothstep(0.5 * EYE_RADIUS, EYE_RADIUS, distance)
+    return 1.0 - smoothstep(0.5 * EYE_RADIUS, EYE_RADIUS, distance)
 
 
 def vertex_albedo(appearance: Appearance, template_vertices: np.ndarray, vertex_parts: np.ndarray) -> np.ndarray:
