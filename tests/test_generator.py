@@ -207,3 +207,19 @@ def test_renders_a_given_body_file(tmp_path):
     assert np.abs(np.asarray(ann["keypoints_3d_world"]) - smaller).max() > 0.02  # not the procedural body's
     with pytest.raises(ValueError, match="other arguments.*body"):
         generate(GeneratorConfig(6, 0, image_size=64, seed=5, workers=1), out)
+
+
+def test_cli_renders_a_smil_format_file(smil_like, tmp_path):
+    """The SMIL layout (chumpy objects, sparse regressor, 20 components) renders through --body
+    without chumpy, and the run names the file."""
+    path, _ = smil_like
+    out = tmp_path / "smil_run"
+    proc = subprocess.run([sys.executable, "-m", "aims_lib.synth", "--out", str(out), "--n-synthetic", "3",
+                           "--n-real", "0", "--image-size", "64", "--workers", "1", "--body", str(path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    ds = load_dataset(out)
+    assert len(ds) == 3 and ds.info["body"] == "smil_web.pkl" and "chumpy" not in sys.modules
+    bad = subprocess.run([sys.executable, "-m", "aims_lib.synth", "--out", str(tmp_path / "x"), "--trust-body"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--trust-body names no file" in bad.stderr
