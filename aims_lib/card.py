@@ -17,6 +17,8 @@ part only). Probes, for coarse and fine labels:
   background alone gives away; it should be near the majority-class rate).
 
 Each accuracy carries a 95 % percentile-bootstrap interval over its test images.
+
+Sources: ``docs/references.md#statistics``.
 """
 
 from __future__ import annotations

@@ -90,6 +90,8 @@ profile's real test split (pose branch, fine top-1):
 Speed: 30 epochs on the quick profile's 1677 training skeletons take 40-45 s on one CPU thread
 of a loaded 2-core machine (60 epochs: about 85 s); one thread, because two threads on shared
 cores made it 20 times slower.
+
+Sources: ``docs/references.md#hipc``.
 """
 
 from __future__ import annotations

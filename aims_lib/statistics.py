@@ -15,6 +15,8 @@ disagree say which is better.
   labelled keypoints), resampling whole images.
 * :func:`seed_summary` -- mean and sample standard deviation over seeds (training noise), which
   the intervals (test-sample noise) do not contain.
+
+Sources: ``docs/references.md#statistics``.
 """
 
 from __future__ import annotations

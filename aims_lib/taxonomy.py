@@ -7,6 +7,8 @@ checkpoints and confusion matrices are indexed by them.
 The 3D keypoint convention of the whole project is defined here as well
 (:func:`normalise_keypoints_3d`): it only depends on the COCO-17 layout, so the dataset
 validator, the body model and SMPLify all share one definition.
+
+Sources: ``docs/references.md#paper``.
 """
 
 from __future__ import annotations

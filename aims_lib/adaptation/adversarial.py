@@ -14,6 +14,8 @@ r"""The parts that DANN and CDAN share: gradient reversal, a domain discriminato
       L_d = \tfrac12 \Big( \sum_i \tilde w^s_i \, \mathrm{BCE}(d^s_i, 1)
             + \sum_j \tilde w^t_j \, \mathrm{BCE}(d^t_j, 0) \Big), \qquad
       \tilde w_i = w_i / \textstyle\sum_{i'} w_{i'}.
+
+Sources: ``docs/references.md#uda-baselines``.
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ no ramp, discriminator with 1024 hidden units, entropy conditioning on. The pape
 map by a randomized one above :math:`d \cdot C = 4096`; ours stays below (256 x 4 coarse, 256 x
 12 fine) and larger products are refused. TLlib's benchmark: 76.5 % on VisDA-2017 (ResNet-101;
 source-only 56.9 %).
+
+Sources: ``docs/references.md#uda-baselines``.
 """
 
 from __future__ import annotations

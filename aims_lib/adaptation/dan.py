@@ -14,6 +14,8 @@ bandwidths a factor 2 apart around the mean squared distance
 the classes. DAN's own recipe differs in two ways that TLlib and DeepDA drop as well: it learns
 the kernels' convex weights (here equal) and aligns several layers (here the bottleneck, which
 the classifier reads). Defaults: weight 1.0 (TLlib's ``dan.py`` trade-off), no ramp.
+
+Sources: ``docs/references.md#uda-baselines``.
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ source and target rows in one batch (its BatchNorm mixes both, as in TLlib). Def
 (the paper; TLlib's trade-off), no ramp on the weight (the schedule is on :math:`c`), discriminator
 with 1024 hidden units. TLlib warms :math:`c` up over 1000 iterations instead of the training
 progress; its benchmark puts DANN at 74.9 % on VisDA-2017 (ResNet-101; source-only 56.9 %).
+
+Sources: ``docs/references.md#uda-baselines``.
 """
 
 from __future__ import annotations

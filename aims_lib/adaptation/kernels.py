@@ -11,6 +11,8 @@ DAN, DSAN and DeepDA use,
 
 with :math:`\bar d` the mean squared distance between distinct points of the joint batch, held
 constant for the gradient (``M = 5``, ``mul = 2``: bandwidths :math:`\bar d / 4 \ldots 4 \bar d`).
+
+Sources: ``docs/references.md#lmmd``, ``docs/references.md#uda-baselines``.
 """
 
 from __future__ import annotations

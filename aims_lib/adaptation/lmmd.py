@@ -25,6 +25,8 @@ softmax, as in DSAN. DeepDA reports DSAN at 88.6 % against 82.0 % source-only on
 This matches the semantics of the author's DSAN code and of DeepDA (jindongwang/transferlearning),
 but runs entirely in torch on the inputs' device and dtype: no NumPy, no host round trip, no
 synchronisation per step, and source and target batches may differ in size.
+
+Sources: ``docs/references.md#lmmd``.
 """
 
 from __future__ import annotations

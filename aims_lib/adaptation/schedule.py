@@ -8,6 +8,8 @@ All schedules are the sigmoid ramp :math:`r(x) = 2 / (1 + e^{-x}) - 1` (0 at the
 * ``deepda``: :math:`r(it / 1000)` over iterations :math:`it` (DeepDA, the toolkit of the paper's
   lab: 0.46 after 1000 iterations, 0.15 after the quick profile's 300); LMMD's default here
   (:mod:`aims_lib.image_branch.trainer` says why).
+
+Sources: ``docs/references.md#lmmd``, ``docs/references.md#uda-baselines``.
 """
 
 from __future__ import annotations

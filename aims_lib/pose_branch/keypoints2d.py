@@ -55,6 +55,8 @@ data pipeline, on the quick data (1200 synthetic + 477 real training images at 2
   CPU profile alone, or set ``torch.set_num_threads(1)``.
 * ``hrnet_w32_256x192.py`` (28.5 M): training 2.2 img/s, inference 3.5 img/s (2 threads):
   a GPU config.
+
+Sources: ``docs/references.md#mmpose``, ``docs/references.md#syrip``.
 """
 
 from __future__ import annotations

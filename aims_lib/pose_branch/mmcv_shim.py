@@ -9,6 +9,8 @@ that really needs a compiled op fails with a message that says why and how to fi
 with a wrong result. With a full mmcv (``mmcv._ext`` importable) nothing is changed.
 
 Call :func:`import_mmpose` (or :func:`install` before any ``mmpose``/``mmcv.ops`` import).
+
+Sources: ``docs/references.md#mmpose``.
 """
 
 from __future__ import annotations

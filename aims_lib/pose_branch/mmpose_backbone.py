@@ -17,6 +17,8 @@ BatchNorm statistics.
 
 The data preprocessor of the config must normalise as the backbone was trained: EfficientNet-Lite
 ``(x - 127) / 128`` on RGB pixels (:data:`aims_lib.data.torch_datasets.TF_LITE_NORMALIZATION`).
+
+Sources: ``docs/references.md#mmpose``.
 """
 
 from __future__ import annotations

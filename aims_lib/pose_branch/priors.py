@@ -5,6 +5,8 @@ is licence-bound; no infant pose prior can be downloaded. So the mixture is fitt
 scikit-learn, to the project's own pose library (``body_pose`` of the AIMS pose sampler over all
 12 classes). A user who has SMPLify's prior file can load it with :meth:`GMMPosePrior.load`.
 All energies are per image, shape (B,), batched torch on the parameters' device.
+
+Sources: ``docs/references.md#smplify``.
 """
 
 from __future__ import annotations

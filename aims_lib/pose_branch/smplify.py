@@ -39,6 +39,8 @@ residuals are divided by ``s = person size / 200``, the person size being the la
 the box of the confident keypoints: residuals are in "pixels of a 200-px person" whatever the
 image or person size, and SPIN's sigma and weights keep their meaning (the benchmark's split
 rendered at 96 px gives the same fits as at 256 px).
+
+Sources: ``docs/references.md#smplify``.
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ coefficients, each a standard normal (the components are PCA directions scaled t
 deviation) clipped to +-2 sd, the same draw for either body. Keypoints, 3D keypoints, cameras and
 body parameters in the annotations are those of the body used; ``info.body`` and each
 annotation's ``body.model`` name it.
+
+Sources: ``docs/references.md#paper``, ``docs/references.md#smil``.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@
 #   heatmaps only start to sharpen after several hundred updates; the schedule (warm-up, x0.1
 #   near the end) is rescaled to the run's epochs by keypoints2d like the paper config's.
 # Measured speeds and accuracies are in aims_lib/pose_branch/keypoints2d.py's docstring.
+#
+# Sources: docs/references.md#mmpose.
 _base_ = ['./hrnet_w32_256x192.py']
 
 optim_wrapper = dict(optimizer=dict(type='Adam', lr=1e-3))

@@ -12,6 +12,8 @@
 # give PCK@0.05 0.091 / PCK@0.1 0.275 with hrnet_w16s_96x96.py's augmentation, 0.109 / 0.316
 # flip only; this config, 12 epochs (the quick profile): 0.143 / 0.429, COCO AP 0.013. The
 # other settings tried are listed in aims_lib/profiles.py.
+#
+# Sources: docs/references.md#mmpose.
 _base_ = ['./hrnet_w16s_96x96.py']
 
 custom_imports = dict(imports=['aims_lib.pose_branch.cpu_amp'], allow_failed_imports=False)

@@ -16,6 +16,8 @@
 # Data paths, epochs, batch size and the work dir are placeholders that
 # aims_lib.pose_branch.keypoints2d fills in per run (cfg options), so every profile uses this
 # file unchanged; the milestones and warm-up are rescaled to the run's length there.
+#
+# Sources: docs/references.md#mmpose.
 default_scope = 'mmpose'
 
 # runtime

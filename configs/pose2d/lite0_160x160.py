@@ -22,6 +22,8 @@
 # cores, real test split, AP / PCK@0.05 / PCK@0.1): frozen 2 stages, 10 epochs (490 s of
 # training, 34 img/s): 0.602 / 0.769 / 0.936; frozen 3 stages, 6 epochs (250 s, 41 img/s):
 # 0.467 / 0.666 / 0.881. The quick profile's choice and its figures are in aims_lib/profiles.py.
+#
+# Sources: docs/references.md#mmpose.
 _base_ = ['./hrnet_w32_256x192.py']
 
 custom_imports = dict(
