@@ -3,6 +3,8 @@
 The paper's numbers (Tables 2 and 3, top-1 % on its 198 real test images) are kept here, once,
 so that every table puts them in their own column beside ours; ours are computed on whatever
 dataset the run used, which for the embedded benchmark is not the paper's data.
+
+Sources: ``docs/references.md#paper``.
 """
 
 from __future__ import annotations

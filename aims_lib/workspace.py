@@ -14,16 +14,23 @@ The dataset is one of three:
   images, rendered with the SMIL model when one is given. :func:`prepare_dataset` (notebook 01)
   renders them to ``<import>-synthetic-<profile>-<body>-seed<k>`` and merges both into
   ``<import>+synthetic-<profile>-<body>-seed<k>``, beside the import, which is never written.
+
+Each notebook leaves its results in a record, ``<reports>/0N_*.json``, which later notebooks and
+:mod:`aims_lib.reproduce` read: :func:`write_record` writes every one of them the same way.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aims_lib.data.format import ANNOTATIONS_FILE, AimsDataset, load_dataset
+import numpy as np
+
+from aims_lib.data.format import ANNOTATIONS_FILE, AimsDataset, atomic_write_bytes, load_dataset
 from aims_lib.data.merge import data_kind, merge_datasets
 from aims_lib.profiles import Profile, embedded_data_dir, get_profile, reports_path
 from aims_lib.synth.generator import MANIFEST_FILE, GeneratorConfig, generate
@@ -129,3 +136,29 @@ def prepare_dataset(ctx: NotebookContext, workers: int = 1, trust_smil_model: bo
                    f"{ctx.user_data.name} with {prof.n_synthetic} synthetic images rendered from the "
                    f"{ctx.synthetic_body} body ({prof.name} profile, seed {ctx.seed})")
     return summary
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with numpy scalars and arrays as Python numbers and lists, and every non-finite
+    float as None: JSON has no NaN or infinity (Python would write ``NaN``, which other readers
+    reject), and a missing number (a failed fit, no 3D ground truth) is null in every record."""
+    if isinstance(value, np.ndarray):
+        return json_ready(value.tolist())
+    if isinstance(value, np.generic):
+        return json_ready(value.item())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {json_ready(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value
+
+
+def write_record(target: NotebookContext | str | Path, name: str, record: Mapping[str, Any]) -> Path:
+    """Write a notebook's record ``<name>.json`` into the reports folder (a context's or the one
+    given), :func:`json_ready` and atomically, so that a reader never sees half of it."""
+    out_dir = target.out_dir if isinstance(target, NotebookContext) else Path(target)
+    path = out_dir / f"{name}.json"
+    atomic_write_bytes(path, json.dumps(json_ready(record), indent=2, allow_nan=False).encode())
+    return path

@@ -136,3 +136,46 @@ def test_training_curves_keep_one_colour_per_run_in_every_panel():
     assert [line.get_label() for line in adaptation] == ["MCC"]
     assert adaptation[0].get_color() == val[1].get_color() != val[0].get_color()
     assert list(adaptation[0].get_ydata()) == [0.3, 0.3]
+
+
+def test_lambda_sweep_trains_one_run_per_weight_and_chooses_on_val(monkeypatch, tmp_path):
+    """The trainer and the runs' outputs replaced: weight 0 is the source-only run, the paper's weight
+    keeps the LMMD run's plain name (notebook 02's, reused), every other weight gets its own."""
+    from dataclasses import asdict
+
+    import numpy as np
+
+    from aims_lib.data import load_dataset
+    from aims_lib.image_branch import comparison
+    from aims_lib.image_branch.comparison import chosen_weight, lambda_sweep
+
+    ds = load_dataset(Path(__file__).resolve().parents[1] / "data" / "fixtures" / "aims_tiny" / "annotations.json")
+    test = ds.select("test", "real")
+    assert [s.coarse_id for s in test] == [1, 3]
+    val = {0.0: 40.0, 0.3: 70.0, 0.5: 70.0, 1.0: np.nan}
+    configs = {}
+
+    def fake_train(dataset, run_dir, cfg):
+        configs[run_dir.name] = cfg
+        return {"best_val_acc": val[cfg.adaptation_weight], "test_acc": 12.5, "best_epoch": 2}
+
+    def fake_outputs(run_dir, samples):  # LMMD runs right on both test images, source-only on the first
+        right = np.eye(4)[[1, 3]]
+        return right if "lmmd" in run_dir.name else np.eye(4)[[1, 0]]
+
+    monkeypatch.setattr(comparison, "train_image_branch", fake_train)
+    monkeypatch.setattr(comparison, "predictions_of_run", fake_outputs)
+    points = lambda_sweep(ds, tmp_path, get_profile("smoke"), [0.0, 0.3, 0.5, 1.0], "synthetic", 4, ramp="dsan")
+    assert [p.run for p in points] == ["image_coarse_synthetic_source_only", "image_coarse_synthetic_lmmd_lambda0.3",
+                                       "image_coarse_synthetic_lmmd", "image_coarse_synthetic_lmmd_lambda1"]
+    assert [(c.method, c.adaptation_weight, c.seed, c.ramp) for c in configs.values()] == [
+        ("source_only", 0.0, 4, "none"), ("lmmd", 0.3, 4, "dsan"), ("lmmd", 0.5, 4, "dsan"), ("lmmd", 1.0, 4, "dsan")]
+    assert [p.test.top1 for p in points] == [50.0, 100.0, 100.0, 100.0] and points[0].test.n == 2
+    assert points[1].record() == {"lambda": 0.3, "run": "image_coarse_synthetic_lmmd_lambda0.3", "val_top1": 70.0,
+                                  "test_top1": 12.5, "test": asdict(points[1].test), "best_epoch": 2}
+    row = points[0].row()
+    assert row["real val"] == 40.0 and row["real test"] == 12.5 and row["real test macro"] == points[0].test.macro
+    assert row["real test 95% CI"] == f"[{points[0].test.top1_low:.1f}, {points[0].test.top1_high:.1f}]"
+    assert chosen_weight(points) == 0.3  # the first of the tie; weight 1's run has no val score
+    with pytest.raises(ValueError, match="no run of the sweep has a real-val accuracy"):
+        chosen_weight(points[3:])

@@ -91,12 +91,23 @@ def test_ablations_notebook_outputs(smoke_run):
     assert uda["cells"]["lmmd"]["synthetic"]["top1"] == image["accuracy"]["table3"]["synthetic"]["image_lmmd"]["top1"]
     assert uda["cells"]["cdan"]["synthetic"]["vs_source_only"]["name"] == "CDAN+E vs source-only, coarse, synthetic"
     assert set(record["fine_top1"]) == {"image branch (LMMD)", "pose branch", "full model"}
+    sweep = record["lambda_sweep"]
+    assert set(sweep["runs"][0]) == {"lambda", "run", "val_top1", "test_top1", "test", "best_epoch"}
+    assert sweep["chosen_on_val"] in [r["lambda"] for r in sweep["runs"]]
+    full = json.loads((reports / "04_hipc_full_model.json").read_text())  # read by its keys, shown by model name
+    trained = full["hipc_by_source"][full["train_keypoints"]]
+    assert record["keypoint_quality"] == {
+        title: {"ground-truth 2D": trained[model]["test_input"]["smplify_gt2d"]["top1"],
+                "estimated 2D": trained[model]["test_input"]["smplify_estimated"]["top1"]}
+        for model, title in (("pose_branch", "pose branch"), ("full_model", "full model"))}
 
 
 def test_results_json_has_the_documented_shape(smoke_run):
     root, walls = smoke_run
     results = json.loads((root / "reports" / "results.json").read_text())
     check_results(results)
+    for record in (root / "reports").glob("0*.json"):
+        assert "NaN" not in record.read_text(), record.name  # write_record: a missing number is null
     assert results["profile"] == "smoke" and results["data"] == "embedded" and results["device"] == "cpu"
     assert set(results["wall_seconds"]) == {nb.stem for nb in NOTEBOOKS}
     for table in ("table2", "table3"):
@@ -207,13 +218,21 @@ def test_full_model_notebook_outputs(smoke_run):
     for fig in ("04_confusion_fine", "04_corrected_errors", "04_predictor_demo"):
         assert (reports / "figures" / f"{fig}.png").stat().st_size > 1000, fig
     record = json.loads((reports / "04_hipc_full_model.json").read_text())
-    assert {"profile", "seed", "device", "data", "table2", "full_minus_pose_fine", "training_sources"} <= set(record)
+    assert {"profile", "seed", "device", "data", "table2", "comparisons", "hipc_by_source"} <= set(record)
     assert record["profile"] == "smoke" and record["data"] == "embedded benchmark"
     assert set(record["table2"]["coarse"]) == {"image", "image_lmmd", "pose"}
     assert set(record["table2"]["fine"]) == {"image", "image_lmmd", "pose", "full"}
     fine = record["table2"]["fine"]
-    assert record["full_minus_pose_fine"] == pytest.approx(fine["full"] - fine["pose"])
-    assert {r["train keypoints"] for r in record["training_sources"]} == {"gt3d", "smplify_gt2d", "smplify_estimated"}
+    for c in record["comparisons"]:  # paired differences on the same test images
+        assert c["low"] <= c["difference"] <= c["high"] and 0.0 <= c["p"] <= 1.0 and c["a_only"] + c["b_only"] <= c["n"]
+    by_source = record["hipc_by_source"]
+    assert set(by_source) == {"gt3d", "smplify_gt2d", "smplify_estimated"} and set(by_source["smplify_gt2d"]) == {"pose_branch"}
+    trained = by_source[record["train_keypoints"]]
+    assert set(trained) == {"pose_branch", "full_model"} and set(record["confusion_fine"]) == {"pose_branch", "full_model"}
+    # Table 2's pose branch and full model are the headline classifiers on the deployable input
+    assert fine["pose"] == trained["pose_branch"]["test_input"]["smplify_estimated"]["top1"]
+    assert fine["full"] == trained["full_model"]["test_input"]["smplify_estimated"]["top1"]
+    assert record["diagnosis"]["full_fine_top1_true_coarse"] == trained["full_model"]["true_coarse"]["top1"]
     assert "| Ours (full model) |" in (reports / "04_table2.md").read_text()
     assert json.loads((reports / "04_table2.json").read_text())["paper"]["fine"]["full"] == 76.8
     manifest = json.loads((reports / "runs" / "full_model" / "predictor.json").read_text())

@@ -1,17 +1,20 @@
-"""The notebooks' context: which dataset, reports folder and label a run works with, and the
-rendering + merging that gives a real-only import its synthetic domain."""
+"""The notebooks' context: which dataset, reports folder and label a run works with, the
+rendering + merging that gives a real-only import its synthetic domain, and the records."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from aims_lib.data import load_dataset
 from aims_lib.data.import_syrip import import_syrip
 from aims_lib.profiles import embedded_data_dir
-from aims_lib.workspace import has_synthetic_images, notebook_context, prepare_dataset
+from aims_lib.workspace import has_synthetic_images, notebook_context, prepare_dataset, write_record
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -72,3 +75,28 @@ def test_a_data_dir_without_a_dataset_gets_the_embedded_benchmark(tmp_path: Path
     again = notebook_context("smoke", 0, "cpu", reports_dir=tmp_path / "r", data_dir=tmp_path / "new",
                              n_synthetic=4, n_real=12, render_size=64)
     assert again.generated and again.data_label(again.dataset()) == "embedded benchmark"
+
+
+def test_a_record_has_no_nan_and_no_numpy_types(tmp_path: Path) -> None:
+    record = {"top1": np.float64(62.5), "n": np.int64(8), "failed": np.bool_(True), "nan": math.nan,
+              "curve": [{"epoch": 1, "gain": float("inf")}, {"epoch": 2, "gain": np.float32(0.5)}],
+              "interval": (np.float32(-np.inf), 1.5), "per_class": np.array([[50.0, np.nan], [1.0, 2.0]]),
+              "by_seed": {np.int64(3): "x"}, "label": None}
+    path = write_record(tmp_path / "reports", "09_test", record)
+    assert path == tmp_path / "reports" / "09_test.json" and [p.name for p in path.parent.iterdir()] == ["09_test.json"]
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"top1": 62.5, "n": 8, "failed": True, "nan": None,
+                                "curve": [{"epoch": 1, "gain": None}, {"epoch": 2, "gain": 0.5}],
+                                "interval": [None, 1.5], "per_class": [[50.0, None], [1.0, 2.0]],
+                                "by_seed": {"3": "x"}, "label": None}
+    assert record["nan"] is not None and np.isnan(record["per_class"][0, 1])  # the caller's record is left as it is
+
+
+def test_a_record_goes_to_the_reports_folder_of_a_context(tmp_path: Path) -> None:
+    ctx = notebook_context("smoke", 0, "cpu", reports_dir=tmp_path / "r")
+    assert write_record(ctx, "01_dataset", {"seed": 0}) == ctx.out_dir / "01_dataset.json"
+    assert json.loads((ctx.out_dir / "01_dataset.json").read_text()) == {"seed": 0}
+    with pytest.raises(TypeError, match="not JSON serializable"):  # no silent str() of other objects
+        write_record(ctx, "01_dataset", {"path": tmp_path})
+    assert json.loads((ctx.out_dir / "01_dataset.json").read_text()) == {"seed": 0}  # the old record is kept

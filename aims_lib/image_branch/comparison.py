@@ -8,12 +8,18 @@ McNemar's exact p) and the share of the source-only-to-oracle gap it closes, the
 being source-only on the real training labels. The paper's methods (source-only and LMMD, which
 notebook 02 trains) run on every source; the others may be restricted to fewer sources, which a
 CPU budget needs (:attr:`aims_lib.profiles.Profile.uda_sources`).
+
+Beside it, :func:`lambda_sweep`: one method's weight varied on one source (notebook 05's LMMD
+weight), each run selected on real val like every other.
+
+Sources: ``docs/references.md#uda-baselines``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -26,7 +32,7 @@ from aims_lib.image_branch.trainer import (
     SOURCE_SPLITS, Level, predictions_of_run, profile_config, run_name, train_image_branch,
 )
 from aims_lib.profiles import Profile
-from aims_lib.statistics import accuracy, gap_closed, paired_comparison, summarise_seeds
+from aims_lib.statistics import Accuracy, accuracy, gap_closed, paired_comparison, summarise_seeds
 
 #: The methods of the paper's Table 3: every source, always.
 PAPER_METHODS: Final[tuple[str, ...]] = ("source_only", "lmmd")
@@ -170,3 +176,57 @@ def compare_methods(
             gap = gap_closed(base[0]["top1"], summary["top1"], oracle["top1"])
         cells.setdefault(method, {})[source] = {**summary, "gap_closed": gap, "vs_source_only": vs}
     return MethodComparison(level, tuple(seeds), {m: tuple(s) for m, s in plan.items()}, cells, oracle, metrics)
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One run of :func:`lambda_sweep`: its weight and name, the real-val top-1 that selected its
+    epoch, the trainer's real-test top-1 and the real-test accuracy with intervals."""
+
+    weight: float
+    run: str
+    val_top1: float
+    test_top1: float
+    test: Accuracy
+    best_epoch: int
+
+    def record(self) -> dict[str, Any]:
+        return {"lambda": self.weight, "run": self.run, "val_top1": self.val_top1, "test_top1": self.test_top1,
+                "test": asdict(self.test), "best_epoch": self.best_epoch}
+
+    def row(self) -> dict[str, Any]:
+        """The display row."""
+        return {"lambda": self.weight, "run": self.run, "real val": self.val_top1, "real test": self.test_top1,
+                "real test 95% CI": f"[{self.test.top1_low:.1f}, {self.test.top1_high:.1f}]",
+                "real test macro": self.test.macro, "best epoch": self.best_epoch}
+
+
+def lambda_sweep(
+    dataset: AimsDataset, run_root: str | Path, profile: Profile, weights: Sequence[float], source: str, seed: int,
+    level: Level = "coarse", **settings: Any,
+) -> list[SweepPoint]:
+    """Train (or reuse) one run per adaptation weight on ``source``, LMMD (weight 0: the source-only
+    run) with training seed ``seed``, and score each on the real test split. ``settings`` go to every
+    run's config (ramp, backbone weights, device, ...); names are :func:`run_name`'s, so notebook
+    02's runs of the same settings are reused."""
+    run_root = Path(run_root)
+    test = dataset.select("test", "real")
+    labels = np.array([getattr(s, f"{level}_id") for s in test])
+    num_classes = taxonomy.NUM_COARSE if level == "coarse" else taxonomy.NUM_FINE
+    points = []
+    for weight in weights:
+        method = "source_only" if weight == 0 else "lmmd"
+        name = run_name(level, source, method, weight)
+        m = train_image_branch(dataset, run_root / name,
+                               profile_config(profile, level, source, method, adaptation_weight=weight, seed=seed, **settings))
+        acc = accuracy(predictions_of_run(run_root / name, test), labels, num_classes, seed=seed)
+        points.append(SweepPoint(weight, name, m["best_val_acc"], m["test_acc"], acc, m["best_epoch"]))
+    return points
+
+
+def chosen_weight(points: Sequence[SweepPoint]) -> float:
+    """The weight whose run is best on real val (the first of a tie; runs without a val score skipped)."""
+    scored = [p for p in points if not math.isnan(p.val_top1)]
+    if not scored:
+        raise ValueError("no run of the sweep has a real-val accuracy to choose by")
+    return float(max(scored, key=lambda p: p.val_top1).weight)
