@@ -58,6 +58,23 @@ def draw_keypoints(
         ax.scatter(*keypoints_2d[sel].T, s=size, facecolors=face, edgecolors="black", linewidths=0.8, zorder=3)
 
 
+def _image_cells(
+    images: Sequence[np.ndarray], titles: Sequence[str] | None, ncols: int, cell_inches: float, aspect: float
+) -> tuple[Figure, list[Axes]]:
+    """A grid of frameless axes, ``ncols`` wide, each showing one image (and its title); the axes
+    of the images in their order (cells beyond the last image stay blank)."""
+    nrows = max(1, -(-len(images) // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell_inches * ncols, cell_inches * nrows * aspect), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    cells = list(axes.flat[: len(images)])
+    for i, (ax, image) in enumerate(zip(cells, images)):
+        ax.imshow(image)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=7)
+    return fig, cells
+
+
 def plot_image_grid(
     images: Sequence[np.ndarray],
     titles: Sequence[str] | None = None,
@@ -66,18 +83,10 @@ def plot_image_grid(
     cell_inches: float = 1.9,
 ) -> Figure:
     """Images in a grid, optionally with a keypoint overlay (``(xy, visibility)``) each."""
-    n = len(images)
-    nrows = max(1, -(-n // ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(cell_inches * ncols, cell_inches * nrows * 1.08), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i >= n:
-            continue
-        ax.imshow(images[i])
+    fig, cells = _image_cells(images, titles, ncols, cell_inches, aspect=1.08)
+    for i, ax in enumerate(cells):
         if keypoints is not None:
             draw_keypoints(ax, *keypoints[i])
-        if titles is not None:
-            ax.set_title(titles[i], fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -297,21 +306,13 @@ def plot_keypoint_sets(
 ) -> Figure:
     """Images with several 2D keypoint sets each, one colour per set (legend from the dict's
     keys), e.g. annotation vs HRNet, or SMPLify's 2D input vs the fit's reprojection."""
-    n = len(images)
-    nrows = max(1, -(-n // ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(cell_inches * ncols, cell_inches * nrows * 1.2), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i >= n:
-            continue
-        ax.imshow(images[i])
+    fig, cells = _image_cells(images, titles, ncols, cell_inches, aspect=1.2)
+    for i, ax in enumerate(cells):
         h, w = np.asarray(images[i]).shape[:2]
         for k, ((name, sets), colour) in enumerate(zip(keypoint_sets.items(), _SET_COLOURS)):
             # earlier sets wider, underneath: a set that matches the first leaves it visible
             _draw_set(ax, sets[i], colour, name if i == 0 else None, width=(2.6, 1.3, 1.0)[min(k, 2)])
         ax.set(xlim=(-0.5, w - 0.5), ylim=(h - 0.5, -0.5))
-        if titles is not None:
-            ax.set_title(titles[i], fontsize=7)
     fig.legend(loc="lower center", ncol=len(keypoint_sets), fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.02))
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     return fig

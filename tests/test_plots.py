@@ -91,3 +91,19 @@ def test_lambda_sweep_axes() -> None:
     assert ax.get_xlabel() == "LMMD weight lambda" and ax.get_ylabel() == "coarse top-1 (%)"
     assert list(ax.lines[0].get_xdata()) == [0.0, 0.5, 1.0]
     plt.close(fig)
+
+
+def test_image_grid_shows_each_image_once_with_its_title_and_blank_cells_after() -> None:
+    from aims_lib.plots import plot_image_grid, plot_keypoint_sets
+
+    images = [np.full((8, 10, 3), k * 40, np.uint8) for k in range(5)]
+    fig = plot_image_grid(images, [f"image {k}" for k in range(5)], ncols=3)
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(fig.axes) == 6 and [ax.get_title() for ax in shown] == [f"image {k}" for k in range(5)]
+    assert [int(ax.images[0].get_array()[0, 0, 0]) for ax in shown] == [0, 40, 80, 120, 160]
+    plt.close(fig)
+    sets = {"annotation": [np.zeros((17, 2))] * 5, "estimate": [np.ones((17, 2))] * 5}
+    fig = plot_keypoint_sets(images, sets, ncols=3)
+    assert len([ax for ax in fig.axes if ax.images]) == 5
+    assert fig.axes[0].get_xlim() == (-0.5, 9.5) and fig.axes[0].get_ylim() == (7.5, -0.5)
+    plt.close(fig)
