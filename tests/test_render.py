@@ -221,3 +221,16 @@ def test_inward_winding_is_fixed(ball) -> None:
         oriented, normals = orient(vertices, winding)
         np.testing.assert_array_equal(oriented, faces)
         assert np.all(np.einsum("ij,ij->i", normals, vertices - CENTRE) > 0.99 * RADIUS)
+
+
+def test_closing_one_renderer_leaves_the_others_working(renderer: Renderer, ball) -> None:
+    """pyrender's EGL clean-up terminates the display, which used to end every context of the
+    process: a renderer closed while another is alive must leave that one working."""
+    vertices, faces, template, parts = ball
+    camera, appearance = _camera(), sample_appearance("synthetic", np.random.default_rng(7))
+    before = renderer.render(vertices, faces, camera, appearance, template, parts)
+    other = Renderer(SIZE)
+    other.render(vertices, faces, camera, appearance, template, parts)
+    other.close()
+    after = renderer.render(vertices, faces, camera, appearance, template, parts)
+    assert after.rgb.tobytes() == before.rgb.tobytes()

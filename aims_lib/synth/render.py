@@ -49,6 +49,8 @@ from aims_lib.synth.background import background_image
 __all__ = ["PLATFORMS", "RenderResult", "Renderer", "apply_camera_effects", "orient", "sample_appearance", "shade"]
 
 PLATFORMS: Final[tuple[str, ...]] = ("egl", "osmesa")
+#: Renderers of this process whose OpenGL context is open (see :meth:`Renderer.close`).
+_LIVE: set[int] = set()
 _GL_TO_CV: Final[np.ndarray] = np.diag([1.0, -1.0, -1.0])  # OpenGL camera axes: y up, looking along -z
 _GAMMA: Final[float] = 2.2
 #: Standard normal quantiles of the 256 byte values: sensor noise from random bytes.
@@ -200,16 +202,34 @@ class Renderer:
             self._gl: Any = self._pyrender.OffscreenRenderer(image_size, image_size)
         except Exception as exc:
             raise _no_context(platform, exc) from exc
+        _LIVE.add(id(self))
         self._scene = self._pyrender.Scene(bg_color=(0.0, 0.0, 0.0, 0.0), ambient_light=(0.0, 0.0, 0.0))
         # The body is closed and wound outwards: cull its back faces. Props may be open surfaces.
         self._body_material = self._pyrender.MetallicRoughnessMaterial(doubleSided=False)
         self._prop_material = self._pyrender.MetallicRoughnessMaterial(doubleSided=True)
 
     def close(self) -> None:
-        """Free the OpenGL context; the renderer cannot be used afterwards."""
-        if self._gl is not None:
+        """Free the OpenGL context; the renderer cannot be used afterwards.
+
+        pyrender's EGL clean-up also terminates the EGL display, which ends every context on it,
+        those of other renderers alive in this process too (e.g. the generator's in-process
+        worker after a preview renderer closes). While others are alive, only this renderer's
+        resources and context are freed; the last one to close terminates the display."""
+        if self._gl is None:
+            return
+        _LIVE.discard(id(self))
+        platform = getattr(self._gl, "_platform", None)
+        if _LIVE and getattr(platform, "_egl_context", None) is not None:
+            from OpenGL.EGL import eglDestroyContext
+
+            platform.make_current()
+            self._gl._renderer.delete()
+            eglDestroyContext(platform._egl_display, platform._egl_context)
+            # pyrender's __del__ would still terminate the display: leave it nothing to end
+            platform._egl_context = platform._egl_display = None
+        else:
             self._gl.delete()
-            self._gl = None
+        self._gl = None
 
     def __enter__(self) -> Renderer:
         return self
