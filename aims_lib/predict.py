@@ -319,7 +319,6 @@ class AIMSPosePredictor:
         :data:`TRUSTABLE` that the caller vouches for, to unpickle fully (legacy files)."""
         if unknown := set(trust) - set(TRUSTABLE):
             raise ValueError(f"trust: unknown component(s) {sorted(unknown)}; one of {', '.join(TRUSTABLE)}")
-        import torch
 
         from aims_lib.hipc import load_hipc
         from aims_lib.image_branch.model import ImageBranch

@@ -67,6 +67,19 @@ def load_pickle(path: Path, trusted: bool = False, stand_ins: Callable[[str, str
         return RestrictedUnpickler(fh, str(path), stand_ins, restricted=not trusted, encoding=encoding).load()
 
 
+def refused_global(err: BaseException) -> str | None:
+    """The class that ``torch.load(weights_only=True)`` refused, as its error states it (the
+    ``GLOBAL`` line); None when the error is of another kind: a damaged or foreign file."""
+    found = [line.strip() for line in str(err).splitlines() if "GLOBAL" in line]
+    return found[0] if found else None
+
+
+def unreadable_weights(path: str | Path, err: BaseException) -> ValueError:
+    """The error for a weights file that is damaged or not a checkpoint at all (not a refusal)."""
+    reason = str(err).split("WeightsUnpickler error:")[-1].strip().splitlines()[0]
+    return ValueError(f"{path}: not a readable weights file ({type(err).__name__}: {reason})")
+
+
 def load_weights_file(path: str | Path, map_location: Any = "cpu") -> Any:
     """A weights file (our checkpoints, a backbone's state dict) read with
     ``torch.load(weights_only=True)``: tensors, plain containers, strings and numbers.
@@ -79,13 +92,11 @@ def load_weights_file(path: str | Path, map_location: Any = "cpu") -> Any:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-        found = [line.strip() for line in str(err).splitlines() if "GLOBAL" in line]
-        if not found:  # not a refused class: a damaged or foreign file
-            reason = str(err).split("WeightsUnpickler error:")[-1].strip().splitlines()[0]
-            raise ValueError(f"{path}: not a readable weights file ({type(err).__name__}: {reason})") from None
+        if (refused := refused_global(err)) is None:
+            raise unreadable_weights(path, err) from None
         raise UnsafePickleError(
             f"{path}: refuses to load: it holds objects beyond tensors and plain containers, and unpickling them "
-            f"could run code ({found[0]}). Weights never need them, so there is "
+            f"could run code ({refused}). Weights never need them, so there is "
             f"no opt-in here; if you trust the file, load it once yourself (torch.load(..., weights_only=False)) "
             f"and torch.save only its tensors and plain values"
         ) from err

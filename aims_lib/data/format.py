@@ -570,6 +570,33 @@ def atomic_write_bytes(path: str | os.PathLike[str], payload: bytes) -> None:
         raise
 
 
+def copy_file_atomic(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Copy ``src`` to ``dst`` atomically unless ``dst`` already holds the same bytes: importers
+    and merges rerun over an older output, whose stale copies may have the same size."""
+    payload = Path(src).read_bytes()
+    dst = Path(dst)
+    if not dst.is_file() or dst.read_bytes() != payload:
+        atomic_write_bytes(dst, payload)
+
+
+class UnreadableImage(ValueError):
+    """An image file Pillow cannot decode whole (missing, truncated, not an image, or over its
+    decompression-bomb limit); the message names the file and Pillow's reason."""
+
+
+def decoded_image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(width, height) of an image decoded whole, not just its header, so that a truncated file
+    fails here (:class:`UnreadableImage`)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.size
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise UnreadableImage(f"cannot read image {path}: {exc}") from None
+
+
 def write_dataset(
     data: Mapping[str, Any], path: str | os.PathLike[str], check_images: bool = False
 ) -> Path:

@@ -53,15 +53,17 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from aims_lib import taxonomy
 from aims_lib.data.format import (
     SPLITS,
     DatasetError,
+    UnreadableImage,
     atomic_write_bytes,
     check_keypoints_2d,
     check_numbers,
+    copy_file_atomic,
+    decoded_image_size,
     new_dataset,
     path_escape,
     write_dataset,
@@ -229,13 +231,6 @@ def _read_coco(path: Path) -> dict[str, Any]:
     return coco
 
 
-def _image_size(path: Path) -> tuple[int, int]:
-    """Decode the whole image (not just its header), so that a truncated file fails here."""
-    with Image.open(path) as im:
-        im.load()
-        return im.size
-
-
 def import_syrip(
     coco_path: Path,
     images_dir: Path,
@@ -315,11 +310,9 @@ def import_syrip(
                 f"{coco_path}: {entry}: field 'file_name': image file not found: {image_file}"
             )
         try:
-            actual = _image_size(image_file)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-            raise DatasetError(
-                f"{coco_path}: {entry}: field 'file_name': cannot read image {image_file}: {exc}"
-            ) from None
+            actual = decoded_image_size(image_file)
+        except UnreadableImage as exc:
+            raise DatasetError(f"{coco_path}: {entry}: field 'file_name': {exc}") from None
         if actual != (width, height):
             fld = "width" if actual[0] != width else "height"
             raise DatasetError(
@@ -462,10 +455,7 @@ def import_syrip(
     # older import must not survive) and written atomically.
     out_dir.mkdir(parents=True, exist_ok=True)
     for k, out_img in zip(kept, data["images"]):
-        payload = k["source"].read_bytes()
-        dst = out_dir / out_img["file_name"]
-        if not dst.is_file() or dst.read_bytes() != payload:
-            atomic_write_bytes(dst, payload)
+        copy_file_atomic(k["source"], out_dir / out_img["file_name"])
     write_dataset(data, out_dir, check_images=True)
     report = {
         "imported": len(kept),

@@ -30,7 +30,7 @@ from typing import Any
 from aims_lib.data.format import (
     ANNOTATIONS_FILE,
     AimsDataset,
-    atomic_write_bytes,
+    copy_file_atomic,
     load_dataset,
     new_dataset,
     write_dataset,
@@ -88,10 +88,7 @@ def merge_datasets(sources: Sequence[str | Path], out_dir: str | Path, descripti
             copies.append((ds.root / img["file_name"], entry["file_name"]))
 
     for src, name in copies:
-        payload = src.read_bytes()
-        dst = out_dir / name
-        if not dst.is_file() or dst.read_bytes() != payload:
-            atomic_write_bytes(dst, payload)
+        copy_file_atomic(src, out_dir / name)
     write_dataset(merged, out_dir / ANNOTATIONS_FILE, check_images=True)
     return load_dataset(out_dir)
 

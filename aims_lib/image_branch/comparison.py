@@ -27,7 +27,7 @@ import numpy as np
 
 from aims_lib import taxonomy
 from aims_lib.adaptation import get_method
-from aims_lib.data.format import AimsDataset
+from aims_lib.data.format import AimsDataset, Sample
 from aims_lib.image_branch.trainer import (
     SOURCE_SPLITS, Level, predictions_of_run, profile_config, run_name, train_image_branch,
 )
@@ -129,6 +129,14 @@ def table_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _real_test(dataset: AimsDataset, level: Level) -> tuple[list[Sample], np.ndarray, int]:
+    """The real test split every run is scored on: its samples, their labels at ``level`` and the
+    number of classes."""
+    test = dataset.select("test", "real")
+    num_classes = taxonomy.NUM_COARSE if level == "coarse" else taxonomy.NUM_FINE
+    return test, np.array([getattr(s, f"{level}_id") for s in test]), num_classes
+
+
 def compare_methods(
     dataset: AimsDataset, run_root: str | Path, profile: Profile, plan: Mapping[str, Sequence[str]], seeds: Sequence[int],
     level: Level = "coarse", method_settings: Mapping[str, Mapping[str, Any]] | None = None, **settings: Any,
@@ -144,9 +152,7 @@ def compare_methods(
         raise ValueError("seeds: need at least one training seed (the headline first)")
     run_root, own = Path(run_root), method_settings or {}
     headline = seeds[0]
-    test = dataset.select("test", "real")
-    labels = np.array([getattr(s, f"{level}_id") for s in test])
-    num_classes = taxonomy.NUM_COARSE if level == "coarse" else taxonomy.NUM_FINE
+    test, labels, num_classes = _real_test(dataset, level)
     metrics: dict[str, dict[str, dict[str, Any]]] = {}
 
     def cell(method: str, source: str) -> tuple[dict[str, Any], np.ndarray]:
@@ -210,9 +216,7 @@ def lambda_sweep(
     run's config (ramp, backbone weights, device, ...); names are :func:`run_name`'s, so notebook
     02's runs of the same settings are reused."""
     run_root = Path(run_root)
-    test = dataset.select("test", "real")
-    labels = np.array([getattr(s, f"{level}_id") for s in test])
-    num_classes = taxonomy.NUM_COARSE if level == "coarse" else taxonomy.NUM_FINE
+    test, labels, num_classes = _real_test(dataset, level)
     points = []
     for weight in weights:
         method = "source_only" if weight == 0 else "lmmd"

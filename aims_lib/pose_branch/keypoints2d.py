@@ -81,6 +81,7 @@ from aims_lib import taxonomy
 from aims_lib.data.format import AimsDataset, Sample, atomic_write_bytes, load_dataset, person_category
 from aims_lib.pose_branch.estimator import PREDICTIONS_FILE, save_predictions
 from aims_lib.pose_branch.mmcv_shim import import_mmpose
+from aims_lib.safe_pickle import refused_global, unreadable_weights
 from aims_lib.statistics import pooled_rate_interval
 
 if TYPE_CHECKING:
@@ -154,10 +155,11 @@ def read_checkpoint(path: Path, trusted: bool = False) -> Any:
     try:
         with torch.serialization.safe_globals(mmengine_safe_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        reason = str(exc).split("WeightsUnpickler error:")[-1].strip().splitlines()[0]
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        if (refused := refused_global(exc)) is None:
+            raise unreadable_weights(path, exc) from None
         raise pickle.UnpicklingError(
-            f"{path}: refused, it holds objects beyond weights and data ({reason}); unpickling it could run code. "
+            f"{path}: refused, it holds objects beyond weights and data ({refused}); unpickling it could run code. "
             "If you trust the file, load it with trusted=True (Pose2DEstimator.load(..., trusted=True), "
             "Pose2DTrainConfig(trust_checkpoint=True), make reproduce TRUST_POSE2D_CHECKPOINT=1)"
         ) from None

@@ -39,7 +39,14 @@ from typing import Any, Final
 import numpy as np
 
 from aims_lib import taxonomy
-from aims_lib.data.format import ANNOTATIONS_FILE, atomic_write_bytes, new_dataset, write_dataset
+from aims_lib.data.format import (
+    ANNOTATIONS_FILE,
+    UnreadableImage,
+    atomic_write_bytes,
+    decoded_image_size,
+    new_dataset,
+    write_dataset,
+)
 
 GENERATOR_VERSION: Final[str] = "1"
 CHUNK_SIZE: Final[int] = 32
@@ -349,12 +356,9 @@ def _remove_temporaries(out_dir: Path) -> int:
 
 def _image_is_intact(path: Path) -> bool:
     """Whether ``path`` exists and Pillow decodes all of it (a truncated JPEG does not)."""
-    from PIL import Image
-
     try:
-        with Image.open(path) as im:
-            im.load()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        decoded_image_size(path)
+    except UnreadableImage:
         return False
     return True
 
