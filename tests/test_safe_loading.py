@@ -178,3 +178,14 @@ def test_reproduce_trust_flags_name_a_file(capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(SystemExit):
         main(["--trust-smil-model", "--only", "03"])
     assert "--trust-smil-model names no file: give --smil-model too" in capsys.readouterr().err
+
+
+def test_a_damaged_checkpoint_is_named_as_damaged_not_as_unsafe(tmp_path: Path) -> None:
+    from aims_lib.pose_branch import keypoints2d as k2d
+    from aims_lib.safe_pickle import load_weights_file
+
+    bad = tmp_path / "truncated.pth"
+    bad.write_bytes(b"not a checkpoint")
+    for read in (k2d.read_checkpoint, load_weights_file):
+        with pytest.raises(ValueError, match="truncated.pth: not a readable weights file"):
+            read(bad)
