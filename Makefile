@@ -23,6 +23,7 @@ PRETRAINED ?=
 # Files are read as data only (SECURITY.md); 1 is the opt-in to unpickle that file fully, for a legacy file you vouch for.
 TRUST_SMIL ?=
 TRUST_POSE2D_CHECKPOINT ?=
+TRUST_POSE2D_CONFIG ?=
 
 .PHONY: venv test reproduce clean-venv
 
@@ -55,7 +56,7 @@ reproduce: venv
 		$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(SMIL),--smil-model $(SMIL)) \
 		$(if $(POSE2D_CHECKPOINT),--pose2d-checkpoint $(POSE2D_CHECKPOINT)) $(if $(POSE2D_CONFIG),--pose2d-config $(POSE2D_CONFIG)) \
 		$(if $(PRETRAINED),--pretrained $(PRETRAINED)) \
-		$(if $(TRUST_SMIL),--trust-smil-model) $(if $(TRUST_POSE2D_CHECKPOINT),--trust-pose2d-checkpoint)
+		$(if $(TRUST_SMIL),--trust-smil-model) $(if $(TRUST_POSE2D_CHECKPOINT),--trust-pose2d-checkpoint) $(if $(TRUST_POSE2D_CONFIG),--trust-pose2d-config)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -86,8 +86,9 @@ log = logging.getLogger(__name__)
 
 MANIFEST: Final[str] = "predictor.json"
 FORMAT: Final[str] = "aims-predictor/1"
-#: Components that may be legacy pickles; ``trust`` names those a caller vouches for (SECURITY.md).
-TRUSTABLE: Final[tuple[str, ...]] = ("body_model", "pose_prior", "pose2d_checkpoint")
+#: Components that may be legacy pickles or configs that are code; ``trust`` names those a caller
+#: vouches for (SECURITY.md).
+TRUSTABLE: Final[tuple[str, ...]] = ("body_model", "pose_prior", "pose2d_checkpoint", "pose2d_config")
 IMAGE_SUFFIXES: Final[tuple[str, ...]] = (".png", ".jpg", ".jpeg", ".bmp")
 #: Heatmap scores at or above this are drawn as confident keypoints in overlays (mmpose's 0.2).
 OVERLAY_SCORE: Final[float] = 0.2
@@ -316,13 +317,14 @@ class AIMSPosePredictor:
         """Build the predictor that ``run_dir/predictor.json`` describes.
 
         Every file is read as data only (SECURITY.md); ``trust`` names the components among
-        :data:`TRUSTABLE` that the caller vouches for, to unpickle fully (legacy files)."""
+        :data:`TRUSTABLE` that the caller vouches for, to unpickle fully or execute (legacy files)."""
         if unknown := set(trust) - set(TRUSTABLE):
             raise ValueError(f"trust: unknown component(s) {sorted(unknown)}; one of {', '.join(TRUSTABLE)}")
 
         from aims_lib.hipc import load_hipc
         from aims_lib.image_branch.model import ImageBranch
-        from aims_lib.pose_branch.estimator import DEFAULT_ESTIMATOR, load_estimator
+        from aims_lib.pose_branch.estimator import DEFAULT_ESTIMATOR, ESTIMATORS, load_estimator
+        from aims_lib.pose_branch.model_config import UntrustedConfigError
         from aims_lib.pose_branch.smplify import SMPLify, SMPLifyConfig
 
         run_dir = Path(run_dir)
@@ -358,14 +360,24 @@ class AIMSPosePredictor:
         _load_image_weights(image_branch, state, image_dir / "checkpoints" / "best.pt", image_dir / "config.json")
 
         def trusted_load(key: str, load: Callable[[bool], Any]) -> Any:
-            """``load(trusted)``; a refused pickle's error names this run's opt-in."""
+            """``load(trusted)``; a refused pickle's or config's error names this run's opt-in."""
             try:
                 return load(key in trust)
+            except UntrustedConfigError as exc:
+                raise UntrustedConfigError(f"{exc} {opt_in('pose2d_config')}") from None
             except pickle.UnpicklingError as exc:
-                raise UnsafePickleError(f"{exc} (for this run: trust=({key!r},), on the command line --trust {key})") from None
+                raise UnsafePickleError(f"{exc} {opt_in(key)}") from None
 
+        def opt_in(key: str) -> str:
+            return f"(for this run: trust=({key!r},), on the command line --trust {key})"
+
+        estimator = manifest.get("pose2d_estimator", DEFAULT_ESTIMATOR)
+        if estimator not in ESTIMATORS:  # a name, never a module path: nothing of the manifest is imported
+            raise ValueError(f"{path}: pose2d_estimator {estimator!r} is not a registered 2D estimator "
+                             f"(registered: {', '.join(sorted(ESTIMATORS))})")
         pose2d = trusted_load("pose2d_checkpoint", lambda t: load_estimator(
-            resolve("pose2d"), resolve("pose2d_checkpoint"), device, manifest.get("pose2d_estimator", DEFAULT_ESTIMATOR), trusted=t))
+            resolve("pose2d"), resolve("pose2d_checkpoint"), device, estimator, trusted=t,
+            trusted_config="pose2d_config" in trust))
         hipc_path = resolve("hipc")
         if hipc_path is None:
             raise ValueError(f"{path}: hipc is required")

@@ -20,6 +20,7 @@ from typing import Any
 
 from aims_lib.data.format import atomic_write_bytes
 from aims_lib.profiles import reports_path
+from aims_lib.pose_branch.model_config import CONFIG_DIR, check_config_path
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = ("smoke", "quick", "paper")
@@ -335,6 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help="unpickle --smil-model fully (it may run code): only for a file whose origin you trust")
     trust.add_argument("--trust-pose2d-checkpoint", action="store_true",
                        help="unpickle --pose2d-checkpoint fully (it may run code): only for a file whose origin you trust")
+    trust.add_argument("--trust-pose2d-config", action="store_true",
+                       help="execute a .py --pose2d-config from outside configs/pose2d (it is code): only for a file whose "
+                            "origin you trust; a .json config needs no opt-in")
     args = parser.parse_args(argv)
     if args.table is not None:
         results = json.loads(args.table.read_text())
@@ -358,9 +362,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         params["train_seeds"] = " ".join(map(str, args.train_seeds))
     params |= {k: str(Path(v).resolve()) for k in ("data_dir", "smil_model", "pose2d_checkpoint", "pretrained")
                if (v := getattr(args, k))}
-    if args.pose2d_config:
-        params["pose2d_config"] = args.pose2d_config
-    for name, file in (("trust_smil_model", args.smil_model), ("trust_pose2d_checkpoint", args.pose2d_checkpoint)):
+    if args.pose2d_config:  # checked now, not after notebooks 01 and 02
+        config = Path(args.pose2d_config)
+        config = config.resolve() if config.is_file() else CONFIG_DIR / args.pose2d_config
+        try:
+            check_config_path(config, args.trust_pose2d_config)
+        except (FileNotFoundError, ValueError) as exc:
+            parser.error(f"--pose2d-config: {exc}")
+        params["pose2d_config"] = str(config)
+    for name, file in (("trust_smil_model", args.smil_model), ("trust_pose2d_checkpoint", args.pose2d_checkpoint),
+                       ("trust_pose2d_config", args.pose2d_config)):
         if getattr(args, name):
             if not file:
                 parser.error(f"--{name.replace('_', '-')} names no file: give --{name[6:].replace('_', '-')} too")

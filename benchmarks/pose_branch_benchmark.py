@@ -111,7 +111,7 @@ def estimator_figures(args: argparse.Namespace) -> None:
     if args.paper_images:
         runs.append((PAPER_CONFIG, min(args.paper_images, len(images))))
     for source, n in runs:
-        est = load_estimator(source, device=args.device)
+        est = load_estimator(source, device=args.device, trusted_config=args.trust_config)
         est.predict(images[:2], boxes[:2], batch_size=2)  # warm-up
         rates = {}
         for batch in (1, args.batch):
@@ -134,6 +134,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="", help="a dataset directory; '' uses generated poses and random images")
     parser.add_argument("--runs", nargs="*", default=[], help="trained keypoints2d run directories (default: the configs)")
+    parser.add_argument("--trust-config", action="store_true",
+                        help="execute the config.py of run directories written before runs stored config.json "
+                             "(code: only for runs you vouch for; SECURITY.md)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for the 2D estimators on the CPU")
     parser.add_argument("--smplify-threads", type=int, default=1, help="torch threads of a CPU fit")

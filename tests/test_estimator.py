@@ -28,7 +28,7 @@ class BoxCornerEstimator:
 
     @classmethod
     def load(cls, source: str | Path, checkpoint: str | Path | None = None, device: str = "cpu", *,
-             trusted: bool = False) -> BoxCornerEstimator:
+             trusted: bool = False, trusted_config: bool = False) -> BoxCornerEstimator:
         return cls(Path(source), None if checkpoint is None else Path(checkpoint))
 
     def predict(self, images: Sequence[np.ndarray | str | Path], bboxes: np.ndarray | None = None,

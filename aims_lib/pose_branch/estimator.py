@@ -4,7 +4,8 @@ The lifting (:mod:`aims_lib.pose_branch.lifting`) and the predictor (:mod:`aims_
 depend on this module only, never on mmpose's classes. An estimator
 
 * is loaded from a *source* (a run directory or a config file) and an optional checkpoint file
-  on a device: ``cls.load(source, checkpoint=None, device="cpu")``;
+  on a device: ``cls.load(source, checkpoint=None, device="cpu")``, reading both as data unless
+  the caller opts in (``trusted``, ``trusted_config``; SECURITY.md);
 * predicts the 17 COCO keypoints of one person per image: ``predict(images, bboxes, batch_size)``
   with images as uint8 RGB arrays or image files and one ``x, y, w, h`` box per image (None: the
   whole image), returning keypoints (N, 17, 2) in image pixels and scores (N, 17) in [0, 1];
@@ -42,9 +43,11 @@ class KeypointEstimator(Protocol):
 
     @classmethod
     def load(
-        cls, source: str | Path, checkpoint: str | Path | None = None, device: str = "cpu", *, trusted: bool = False
+        cls, source: str | Path, checkpoint: str | Path | None = None, device: str = "cpu", *,
+        trusted: bool = False, trusted_config: bool = False,
     ) -> KeypointEstimator:
-        """``trusted=True``: the named opt-in to unpickle ``checkpoint`` fully (SECURITY.md)."""
+        """``trusted=True``: the named opt-in to unpickle ``checkpoint`` fully; ``trusted_config=True``:
+        to read a config that is code (SECURITY.md). Without them nothing loaded may run code."""
         ...
 
     def predict(
@@ -74,11 +77,13 @@ def estimator_class(name: str = DEFAULT_ESTIMATOR) -> type[KeypointEstimator]:
 
 def load_estimator(
     source: str | Path, checkpoint: str | Path | None = None, device: str = "cpu", name: str = DEFAULT_ESTIMATOR,
-    *, trusted: bool = False,
+    *, trusted: bool = False, trusted_config: bool = False,
 ) -> KeypointEstimator:
     """Load the registered estimator ``name`` from ``source`` (and ``checkpoint``) on ``device``;
-    ``trusted`` is the opt-in for a checkpoint that needs full unpickling."""
-    return estimator_class(name).load(source, checkpoint=checkpoint, device=device, trusted=trusted)
+    ``trusted`` is the opt-in for a checkpoint that needs full unpickling, ``trusted_config`` for
+    a config that is code."""
+    return estimator_class(name).load(source, checkpoint=checkpoint, device=device, trusted=trusted,
+                                      trusted_config=trusted_config)
 
 
 def save_predictions(path: Path, image_ids: Sequence[int], keypoints: np.ndarray, scores: np.ndarray) -> None:

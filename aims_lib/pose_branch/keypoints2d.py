@@ -12,7 +12,8 @@ the estimator registry (:mod:`aims_lib.pose_branch.estimator`). Here:
   validation = real val, test = real test), validates every epoch with mmpose's CocoMetric and
   PCKAccuracy, keeps the best checkpoint by val PCK@0.05 (the config says why), resumes after an interruption, then predicts every image and
   evaluates the real test split. A run is a directory: ``coco/*.json``, mmengine's checkpoints
-  and logs (``<timestamp>/``, ``stdout.log``), ``config.py`` (the merged config), ``history.jsonl``
+  and logs (``<timestamp>/``, ``stdout.log``), ``config.json`` (the merged config, as data:
+  :mod:`aims_lib.pose_branch.model_config`), ``history.jsonl``
   (training and validation records per epoch), ``metrics.json`` and ``keypoints2d.npz`` (``image_id``, ``keypoints`` (N, 17, 2) in
   image pixels, ``scores`` (N, 17)) for every image of every split, which SMPLify reads.
 * :class:`Pose2DEstimator` / :func:`estimate_keypoints_2d` run a trained model (or a user's local
@@ -80,7 +81,14 @@ import numpy as np
 from aims_lib import taxonomy
 from aims_lib.data.format import AimsDataset, Sample, atomic_write_bytes, load_dataset, person_category
 from aims_lib.pose_branch.estimator import PREDICTIONS_FILE, save_predictions
-from aims_lib.pose_branch.mmcv_shim import import_mmpose
+from aims_lib.pose_branch.model_config import (
+    CONFIG_DIR,
+    RUN_CONFIG_FILE,
+    check_config_path,
+    read_config,
+    read_run_config,
+    write_config_data,
+)
 from aims_lib.safe_pickle import refused_global, unreadable_weights
 from aims_lib.statistics import pooled_rate_interval
 
@@ -90,11 +98,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CONFIG_DIR: Final[Path] = Path(__file__).resolve().parents[2] / "configs" / "pose2d"
 PAPER_CONFIG: Final[Path] = CONFIG_DIR / "hrnet_w32_256x192.py"
 CPU_CONFIG: Final[Path] = CONFIG_DIR / "hrnet_w16s_96x96.py"
 METRICS_FILE: Final[str] = "metrics.json"
-RUN_CONFIG_FILE: Final[str] = "config.py"
 HISTORY_FILE: Final[str] = "history.jsonl"
 #: COCO's per-keypoint OKS constants (the COCO keypoint evaluation), in the COCO-17 order.
 COCO_SIGMAS: Final[np.ndarray] = np.array(
@@ -253,6 +259,8 @@ class Pose2DEstimator:
     """A top-down heatmap model (any mmpose config) ready for batched inference."""
 
     def __init__(self, model: torch.nn.Module, config: Path, checkpoint: Path | None) -> None:
+        """``config``: the file the model's config was read from (a run's ``config.json`` or a
+        config file)."""
         import torch
         from mmengine.dataset import Compose
 
@@ -266,7 +274,8 @@ class Pose2DEstimator:
 
     @classmethod
     def load(
-        cls, source: str | Path, checkpoint: str | Path | None = None, device: str = "cpu", *, trusted: bool = False
+        cls, source: str | Path, checkpoint: str | Path | None = None, device: str = "cpu", *,
+        trusted: bool = False, trusted_config: bool = False,
     ) -> Pose2DEstimator:
         """Build the model of a run directory (its config and best checkpoint) or of a config file.
 
@@ -274,30 +283,29 @@ class Pose2DEstimator:
         infant HRNet) overrides the run's; it must hold every weight of the config's model. A
         config file without a checkpoint gives random weights (logged as a warning). Checkpoints
         are read weights-only (:func:`read_checkpoint`); ``trusted=True`` is the opt-in for one
-        that needs full unpickling.
+        that needs full unpickling. Configs are read as :mod:`~aims_lib.pose_branch.model_config`
+        says (a run's JSON as data, a ``.py`` only from the repository); ``trusted_config=True``
+        is the opt-in for a legacy run's ``config.py`` or another ``.py`` config.
         """
         source = Path(source)
         if source.is_dir():
-            config = source / RUN_CONFIG_FILE
-            if not config.is_file():
-                raise FileNotFoundError(f"{source} has no {RUN_CONFIG_FILE}: not a keypoints2d run directory")
+            config = read_run_config(source, trusted_config)
             checkpoint = checkpoint if checkpoint is not None else best_checkpoint(source)
         elif source.is_file():
-            config = source
+            config = read_config(source, trusted_config)
         else:
             raise FileNotFoundError(f"pose2d config or run directory not found: {source}")
         if checkpoint is not None and not Path(checkpoint).is_file():
             raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
-        import_mmpose()
         from mmpose.apis import init_model
 
         with _quiet():
-            model = init_model(str(config), None, device=device)
+            model = init_model(config, None, device=device)
         if checkpoint is None:
-            log.warning("pose2d: no checkpoint given: %s has random weights", config.name)
+            log.warning("pose2d: no checkpoint given: %s has random weights", Path(config.filename).name)
         else:
             load_weights(model, Path(checkpoint), trusted)
-        return cls(model, config, None if checkpoint is None else Path(checkpoint))
+        return cls(model, Path(config.filename), None if checkpoint is None else Path(checkpoint))
 
     def predict(
         self,
@@ -479,18 +487,18 @@ def evaluate_keypoints_2d(
 class Pose2DTrainConfig:
     """What a run sets on top of its mmpose config; None keeps the config's value."""
 
-    config: str = str(CPU_CONFIG)  # mmengine config file (configs/pose2d)
+    config: str = str(CPU_CONFIG)  # mmpose config: a .py under configs/pose2d, or a .json (data)
     epochs: int | None = None
     batch_size: int | None = None
     checkpoint: str | None = None  # initial weights (a local file); None: from scratch
     trust_checkpoint: bool = False  # opt-in: unpickle `checkpoint` fully (a legacy file whose origin you vouch for)
+    trust_config: bool = False  # opt-in: execute a .py `config` from outside configs/pose2d (a file you vouch for)
     seed: int = 0
     num_workers: int = 0
     predict_batch_size: int = 8  # inference batch (on 2 CPU cores, Lite0 with flip test: 68 img/s at 8, 45 at 32)
 
     def validate(self) -> None:
-        if not Path(self.config).is_file():
-            raise FileNotFoundError(f"pose2d config not found: {self.config}")
+        check_config_path(self.config, self.trust_config)
         if self.checkpoint is not None and not Path(self.checkpoint).is_file():
             raise FileNotFoundError(f"checkpoint not found: {self.checkpoint}")
         for name in ("epochs", "batch_size"):
@@ -542,10 +550,7 @@ def rescale_schedule(
 
 def build_run_config(cfg: Pose2DTrainConfig, coco: dict[str, Path], image_root: Path, run_dir: Path, n_train: int) -> Config:
     """The mmpose config with this run's data, length, batch, seed and work dir filled in."""
-    import_mmpose()
-    from mmengine.config import Config
-
-    c = Config.fromfile(cfg.config)
+    c = read_config(cfg.config, cfg.trust_config)
     base_epochs = int(c.train_cfg.max_epochs)
     epochs = cfg.epochs or base_epochs
     batch = cfg.batch_size or int(c.train_dataloader.batch_size)
@@ -668,7 +673,7 @@ def train_keypoints_2d(
         log.info("pose2d: initial weights from %s", cfg.checkpoint)
     else:
         log.info("pose2d: no checkpoint given: training %s from scratch", Path(cfg.config).name)
-    atomic_write_bytes(run_dir / RUN_CONFIG_FILE, config.pretty_text.encode())
+    write_config_data(config, run_dir / RUN_CONFIG_FILE)
 
     # pycocotools and CocoMetric print to stdout: that goes to a file beside mmengine's log
     import torch
