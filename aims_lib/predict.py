@@ -34,7 +34,9 @@ A predictor is a directory holding ``predictor.json`` (written by :func:`write_m
 notebook 04 writes ``<reports_dir>/runs/full_model/``); its paths are relative to it, so the
 directory can be moved with its components. ``fallback_paths`` keeps where each component was
 when the manifest was written, used only when the relative path finds nothing (a component that
-stayed in place, such as a config of this repository, while the run moved to another depth)::
+stayed in place, such as a config of this repository, while the run moved to another depth). A
+component found only there, other than a config under this repository's ``configs/``, loads with
+a warning naming it: a predictor copied without its sibling runs still reads the original tree::
 
     {"format": "aims-predictor/1",
      "image_branch": "../image_coarse_synthetic+real_lmmd",   # run dir: config.json, checkpoints/best.pt
@@ -45,16 +47,26 @@ stayed in place, such as a config of this repository, while the run moved to ano
      "smplify": {...SMPLifyConfig fields...}, "max_reprojection": 0.25,
      "fallback_paths": {"image_branch": "/abs/.../image_coarse_synthetic+real_lmmd", ...}}
 
-Command line (one row per input file; exit status 0 when at least one image was predicted, 1
-when none was or the predictor could not be loaded, 2 for bad arguments)::
+Command line (one row per input file)::
 
-    python -m aims_lib.predict IMAGES... --run DIR --out predictions.csv [--overlays DIR]
+    python -m aims_lib.predict IMAGES... --run DIR --out predictions.csv [--overlays DIR] [--device cpu]
+
+Exit status: 0 when at least one image was predicted and every output was written; 1 when no
+image was predicted, the predictor could not be loaded or an output could not be written; 2 for
+bad arguments, among them an output that would overwrite an input and a ``--device`` this
+machine lacks (:func:`aims_lib.workspace.resolve_device`, checked before the predictor loads).
 
 A directory among IMAGES stands for its ``.png``/``.jpg``/``.jpeg``/``.bmp`` files. A missing,
 empty or unreadable file (or one over Pillow's decompression-bomb limit,
 ``PIL.Image.MAX_IMAGE_PIXELS``) gets a row with ``status=error`` and the reason, and a line on
 stderr; the other files are still predicted. The output paths are checked before the predictor
-loads, the CSV is written atomically, and every input gets its own overlay name.
+loads: no output overwrites an input (:func:`check_outputs`: the CSV is no input, the overlays
+folder is no input's folder), and every input gets its own overlay name. Finished work survives
+a failing output: an overlay that cannot be written (a full disk) keeps its row's predictions,
+with the reason in ``overlay_error`` and on stderr, and the CSV is still written; the CSV is
+written atomically at the end, so ``--out`` holds the whole table or its previous content, never
+part of it, and when it cannot be written the command says so in one line
+(``error: cannot write PATH: REASON``).
 """
 
 from __future__ import annotations
@@ -67,17 +79,19 @@ import logging
 import os
 import pickle
 import sys
+import warnings
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import numpy as np
 
 from aims_lib import taxonomy
 from aims_lib.data.format import atomic_write_bytes
 from aims_lib.safe_pickle import UnsafePickleError, load_weights_file
+from aims_lib.workspace import DEVICES, resolve_device
 
 if TYPE_CHECKING:
     from aims_lib.pose_branch.estimator import KeypointEstimator
@@ -344,7 +358,15 @@ class AIMSPosePredictor:
                 return p
             fallback = manifest.get("fallback_paths", {}).get(key)
             if fallback is not None and Path(fallback).exists():
-                log.info("%s: %s %r not found relative to the run (%s); using %s", path, key, value, p, fallback)
+                if Path(fallback).resolve().is_relative_to(Path(__file__).resolve().parents[1] / "configs"):
+                    log.info("%s: %s %r not found relative to the run (%s); using %s", path, key, value, p, fallback)
+                else:  # not a config of this code: another tree's run, which may change or vanish
+                    warnings.warn(
+                        f"{path}: {key} {value!r} is not beside the predictor ({p}); loading {fallback} instead, "
+                        "where it was when the manifest was written (the predictor was copied without its "
+                        "siblings?): copy it beside the predictor to make the directory self-contained",
+                        stacklevel=3,
+                    )
                 return Path(fallback)
             also = f" nor at its fallback path {fallback}" if fallback is not None else ""
             raise FileNotFoundError(f"{path}: {key} {value!r} not found ({p}){also}")
@@ -478,7 +500,7 @@ class AIMSPosePredictor:
 # ----------------------------------------------------------------------------- command line
 
 CSV_COLUMNS: Final[tuple[str, ...]] = (
-    "file", "status", "error", "coarse", "coarse_prob", "fine", "fine_prob", "smplify_failed",
+    "file", "status", "error", "overlay_error", "coarse", "coarse_prob", "fine", "fine_prob", "smplify_failed",
     "reprojection_error", "coarse_probs", "image_coarse_probs", "fine_probs", "keypoints_2d", "keypoint_scores", "keypoints_3d",
 )
 
@@ -528,20 +550,42 @@ def _check_parent(path: Path, what: str) -> None:
         raise ValueError(f"{what} {path}: {ancestor} is not writable")
 
 
-def check_outputs(out: Path, overlays: Path | None = None) -> None:
-    """Refuse a CSV path or overlays folder that cannot be written, before any model loads or
-    image is read: a long batch must not fail at its last step."""
+def _same_path(a: Path, b: Path) -> bool:
+    """Whether two paths name one file or folder: equal once resolved (symbolic links, ``..``) or,
+    when both exist, the same file (a case-insensitive file system spells it either way)."""
+    return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+
+
+def check_outputs(out: Path, overlays: Path | None = None, inputs: Sequence[Path] = ()) -> None:
+    """Refuse a CSV path or overlays folder that cannot be written or would overwrite an input,
+    before any model loads or image is read: a long batch must not fail at its last step, and no
+    command writes over what it reads. Judged on resolved paths (:func:`_same_path`):
+
+    * the CSV must not be one of ``inputs``;
+    * the overlays folder must not be the folder of any input: an overlay is named after its
+      input's stem (``X.png`` for ``X.jpg``), so there it could replace that input or a file
+      beside it. This rule rather than comparing names, since it does not depend on which files
+      happen to be there; a folder above or below the inputs' folders is fine (overlays are
+      written flat into it)."""
     if out.is_dir():
         raise ValueError(f"output CSV {out} is a directory: name the file to write")
     _check_parent(out, "output CSV")
-    if overlays is not None:
-        if overlays.exists() and not overlays.is_dir():
-            raise ValueError(f"overlays directory {overlays} is an existing file")
-        if overlays.is_dir():
-            if not os.access(overlays, os.W_OK | os.X_OK):
-                raise ValueError(f"overlays directory {overlays} is not writable")
-        else:
-            _check_parent(overlays, "overlays directory")
+    for f in inputs:
+        if _same_path(out, f):
+            raise ValueError(f"output CSV {out} is the input {f}: choose another --out (outputs never overwrite inputs)")
+    if overlays is None:
+        return
+    if overlays.exists() and not overlays.is_dir():
+        raise ValueError(f"overlays directory {overlays} is an existing file")
+    if overlays.is_dir():
+        if not os.access(overlays, os.W_OK | os.X_OK):
+            raise ValueError(f"overlays directory {overlays} is not writable")
+    else:
+        _check_parent(overlays, "overlays directory")
+    for folder, f in {f.parent: f for f in reversed(inputs)}.items():  # each folder with its first input
+        if _same_path(overlays, folder):
+            raise ValueError(f"overlays directory {overlays} is the folder of the input {f}: an overlay could replace "
+                             "an input or a file beside it; choose another --overlays (outputs never overwrite inputs)")
 
 
 def write_overlay(path: Path, image: np.ndarray, pred: Predictions, i: int) -> None:
@@ -558,6 +602,19 @@ def write_overlay(path: Path, image: np.ndarray, pred: Predictions, i: int) -> N
     plt.close(fig)
 
 
+class RunSummary(NamedTuple):
+    """What :func:`run_cli` did: images predicted, images with an error row, overlays not written."""
+
+    predicted: int
+    failed: int
+    overlays_unwritten: int
+
+
+def _output_error(path: Path, exc: OSError) -> OSError:
+    """``exc`` as an OSError that names the output ``path`` (not a temporary file beside it)."""
+    return OSError(exc.errno, exc.strerror or str(exc), str(path))
+
+
 def run_cli(
     files: Sequence[Path],
     predictor: AIMSPosePredictor,
@@ -565,19 +622,26 @@ def run_cli(
     overlays: Path | None = None,
     chunk: int = 64,
     batch_size: int = 32,
-) -> tuple[int, int]:
-    """Predict ``files`` in chunks, write the CSV (atomically) and overlays; returns
-    ``(predicted, failed)`` counts. Errors are per file: a chunk that fails as a whole is
-    retried image by image so that only the offending file gets an error row. Unwritable
-    outputs are a ValueError before any image is read (:func:`check_outputs`)."""
+) -> RunSummary:
+    """Predict ``files`` in chunks, write the overlays as they are made and the CSV (atomically)
+    at the end. Errors are per file: a chunk that fails as a whole is retried image by image so
+    that only the offending file gets an error row. An overlay that cannot be written (OSError:
+    a full disk) loses no prediction: its row keeps them, with the reason in ``overlay_error``,
+    and a line goes to stderr. Unwritable or input-overwriting outputs are a ValueError before
+    any image is read (:func:`check_outputs`); an OSError creating the overlays folder or writing
+    the CSV names that path, and leaves no partial CSV at ``out``."""
     from tqdm.auto import tqdm
 
-    check_outputs(out, overlays)
+    check_outputs(out, overlays, files)
 
     rows: list[dict[str, Any]] = [{"file": str(f), "status": "error", "error": ""} for f in files]
     names = _overlay_names(files)
     if overlays is not None:
-        overlays.mkdir(parents=True, exist_ok=True)
+        try:
+            overlays.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _output_error(overlays, exc) from exc
+    unwritten = 0
     bar = tqdm(total=len(files), unit="img", desc="predicting", disable=len(files) < 2, file=sys.stderr)
     for start in range(0, len(files), chunk):  # images are read chunk by chunk: memory stays bounded
         part: list[tuple[int, np.ndarray]] = []
@@ -586,7 +650,7 @@ def run_cli(
                 part.append((i, read_image(files[i])))
             except ImageReadError as exc:
                 rows[i]["error"] = str(exc)
-                print(f"error: {exc}", file=sys.stderr)
+                bar.write(f"error: {exc}", file=sys.stderr)
         bar.update(min(start + chunk, len(files)) - start - len(part))
         if not part:
             continue
@@ -600,35 +664,52 @@ def run_cli(
                     groups.append(([item], predictor.predict([item[1]], batch_size=batch_size)))
                 except Exception as exc1:
                     rows[item[0]]["error"] = f"{files[item[0]]}: prediction failed ({type(exc1).__name__}: {exc1})"
-                    print(f"error: {rows[item[0]]['error']}", file=sys.stderr)
+                    bar.write(f"error: {rows[item[0]]['error']}", file=sys.stderr)
         for items, pred in groups:
             for j, (i, image) in enumerate(items):
                 rows[i].update(status="ok", **pred.row(j))
                 if overlays is not None:
-                    write_overlay(overlays / names[i], image, pred, j)
+                    try:
+                        write_overlay(overlays / names[i], image, pred, j)
+                    except OSError as exc:
+                        unwritten += 1
+                        rows[i]["overlay_error"] = f"cannot write {overlays / names[i]}: {exc.strerror or exc}"
+                        bar.write(f"error: {rows[i]['overlay_error']}", file=sys.stderr)
         bar.update(len(part))
     bar.close()
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(CSV_COLUMNS), restval="", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_bytes(out, buf.getvalue().encode())
+    try:
+        atomic_write_bytes(out, buf.getvalue().encode())
+    except OSError as exc:
+        raise _output_error(out, exc) from exc
     predicted = sum(r["status"] == "ok" for r in rows)
-    return predicted, len(rows) - predicted
+    return RunSummary(predicted, len(rows) - predicted, unwritten)
+
+
+EXIT_STATUS: Final[str] = (
+    "Exit status: 0 when at least one image was predicted and every output was written; 1 when no "
+    "image was predicted, the predictor could not be loaded or an output could not be written (the "
+    "CSV: one line 'error: cannot write PATH: REASON'; an overlay: the CSV is still written, the reason "
+    "in its overlay_error column and on stderr); 2 for bad arguments, among them an output that "
+    "would overwrite an input and a --device this machine lacks. Unreadable or empty files get an error row."
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m aims_lib.predict",
         description="Coarse and fine AIMS poses, 2D and 3D keypoints of infant images (the full model).",
-        epilog="Exit status: 0 when at least one image was predicted, 1 when none was or the predictor "
-        "could not be loaded, 2 for bad arguments. Unreadable or empty files get an error row.",
+        epilog=EXIT_STATUS,
     )
     parser.add_argument("images", nargs="+", help="image files, or directories of images")
     parser.add_argument("--run", required=True, type=Path, help="predictor directory (holds predictor.json)")
-    parser.add_argument("--out", required=True, type=Path, help="CSV to write (one row per input file)")
-    parser.add_argument("--overlays", type=Path, default=None, help="directory for PNGs with keypoints and labels")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--out", required=True, type=Path, help="CSV to write (one row per input file; not an input)")
+    parser.add_argument("--overlays", type=Path, default=None,
+                        help="directory for PNGs with keypoints and labels (not the folder of an input)")
+    parser.add_argument("--device", default="cpu", help=f"{', '.join(DEVICES)} (checked before the predictor loads)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--chunk", type=int, default=64, help="images per SMPLify batch")
     parser.add_argument("--trust", action="append", default=[], choices=TRUSTABLE, metavar="COMPONENT",
@@ -638,20 +719,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.batch_size < 1 or args.chunk < 1:
         parser.error("--batch-size and --chunk must be >= 1")
     try:
-        check_outputs(args.out, args.overlays)
-    except ValueError as exc:
-        parser.error(str(exc))
+        device = resolve_device(args.device)
+    except ValueError as exc:  # one line (argparse's, without the usage), before anything loads
+        parser.exit(2, f"{parser.prog}: error: --device: {exc}\n")
     files = expand_inputs(args.images)
     if not files:
         parser.error("no image files among the inputs")
     try:
-        predictor = AIMSPosePredictor.load(args.run, device=args.device, trust=args.trust)
+        check_outputs(args.out, args.overlays, files)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        predictor = AIMSPosePredictor.load(args.run, device=device, trust=args.trust)
     except (FileNotFoundError, ValueError, KeyError, pickle.UnpicklingError) as exc:
         print(f"error: cannot load the predictor: {exc}", file=sys.stderr)
         return 1
-    predicted, failed = run_cli(files, predictor, args.out, args.overlays, args.chunk, args.batch_size)
-    print(f"{predicted} of {len(files)} images predicted, {failed} errors; wrote {args.out}", file=sys.stderr)
-    return 0 if predicted > 0 else 1
+    try:
+        summary = run_cli(files, predictor, args.out, args.overlays, args.chunk, args.batch_size)
+    except OSError as exc:
+        print(f"error: cannot write {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    unwritten = f"; {summary.overlays_unwritten} overlays not written" if summary.overlays_unwritten else ""
+    print(f"{summary.predicted} of {len(files)} images predicted, {summary.failed} errors; wrote {args.out}{unwritten}",
+          file=sys.stderr)
+    return 0 if summary.predicted > 0 and not summary.overlays_unwritten else 1
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from typing import Any
 from aims_lib.data.format import atomic_write_bytes
 from aims_lib.profiles import reports_path
 from aims_lib.pose_branch.model_config import CONFIG_DIR, check_config_path
+from aims_lib.workspace import DEVICES, resolve_device
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = ("smoke", "quick", "paper")
@@ -317,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--train-seeds", type=int, nargs="*", default=[],
                         help="more training seeds for the image branch and HIPC on the same data (mean and sd beside "
                              "the intervals); the run of --seed is always one of them")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--device", default="auto", help=f"{', '.join(DEVICES)} (checked before the first notebook runs)")
     parser.add_argument("--reports", type=Path, default=REPO / "reports", help="reports root")
     parser.add_argument("--only", nargs="*", default=None, help="notebook name prefixes, e.g. 01 02")
     parser.add_argument("--table", type=Path, default=None, metavar="RESULTS_JSON",
@@ -345,6 +346,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_results(results)
         print(results_markdown(results))
         return 0
+    try:  # before notebook 01 runs: one line (argparse's, without the usage), not a failed notebook
+        resolve_device(args.device)
+    except ValueError as exc:
+        parser.exit(2, f"{parser.prog}: error: --device: {exc}\n")
     for name in ("data_dir", "smil_model", "pose2d_checkpoint", "pretrained"):
         value = getattr(args, name)
         if value and not Path(value).exists():

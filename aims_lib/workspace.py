@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -36,13 +37,34 @@ from aims_lib.profiles import Profile, embedded_data_dir, get_profile, reports_p
 from aims_lib.synth.generator import MANIFEST_FILE, GeneratorConfig, generate
 
 
+#: The device names :func:`resolve_device` accepts (N: a GPU index).
+DEVICES: Final[tuple[str, ...]] = ("auto", "cpu", "cuda", "cuda:N")
+
+
 def resolve_device(device: str) -> str:
-    """``"auto"``: the GPU when torch sees one, else the CPU; anything else as given."""
-    if device != "auto":
+    """The torch device that ``device`` names: ``auto`` is the GPU when torch sees one, else the
+    CPU; ``cpu``; ``cuda`` or ``cuda:N`` only when torch sees that GPU. Anything else (``gpu``, a
+    GPU this machine lacks) is a one-line ValueError, so that a run stops at its start rather than
+    in a traceback after its models have loaded. The library's one device chooser: the
+    predictor's command line, :mod:`aims_lib.reproduce` and every notebook
+    (:func:`notebook_context`) go through it."""
+    if device == "cpu":
         return device
+    cuda = None if device == "auto" else re.fullmatch(r"cuda(?::(\d+))?", device)
+    if device != "auto" and cuda is None:
+        raise ValueError(f"unknown device {device!r}: valid are {', '.join(DEVICES)} (N: a GPU index)")
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    available = torch.cuda.is_available()
+    if cuda is None:  # auto
+        return "cuda" if available else "cpu"
+    if not available:
+        raise ValueError(f"device {device!r}: torch sees no CUDA GPU on this machine "
+                         "(torch.cuda.is_available() is False); use cpu or auto")
+    count = torch.cuda.device_count()
+    if cuda.group(1) is not None and int(cuda.group(1)) >= count:
+        raise ValueError(f"device {device!r}: torch sees {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
+    return device
 
 
 def body_tag(smil_model: str | Path = "") -> str:

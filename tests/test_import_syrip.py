@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -244,3 +245,61 @@ def test_reimport_replaces_a_stale_copy_of_the_same_size(syrip_tiny, tmp_path):
     copy.write_bytes(stale)
     import_syrip(coco, images, labels, out)
     assert copy.read_bytes() == (images / "train00001.jpg").read_bytes()
+
+
+# --- outputs never overwrite inputs; no symbolic link out of --images (issue #24) -----------
+
+
+@pytest.mark.parametrize(("out", "relation", "flag", "source"), [
+    (".", "contains", "--coco", f"annotations/{COCO_NAME}"),
+    ("annotations", "contains", "--coco", f"annotations/{COCO_NAME}"),
+    (f"annotations/{COCO_NAME}", "is", "--coco", f"annotations/{COCO_NAME}"),
+    ("aims_labels.csv", "is", "--labels", "aims_labels.csv"),
+    ("images", "contains", "--images", "images/train_infant"),
+    ("images/train_infant", "is", "--images", "images/train_infant"),
+    ("images/train_infant/imported", "lies inside", "--images", "images/train_infant"),
+    ("link/annotations", "contains", "--coco", f"annotations/{COCO_NAME}"),  # judged on resolved paths
+])
+def test_an_import_into_its_own_source_is_refused(syrip_tiny, tmp_path, capsys, out, relation, flag, source):
+    coco, images, labels, _ = _copy(syrip_tiny, tmp_path)
+    src = coco.parents[1]
+    (tmp_path / "link").symlink_to(src, target_is_directory=True)
+    before = {p: p.read_bytes() for p in src.rglob("*") if p.is_file()}
+    target = src / out if not out.startswith("link") else tmp_path / out
+    assert main(_args(src, target)) == 2
+    err = capsys.readouterr().err
+    assert f"--out {(src / out.removeprefix('link/')).resolve()} {relation} {flag} {(src / source).resolve()}:" in err
+    assert {p: p.read_bytes() for p in src.rglob("*") if p.is_file()} == before  # nothing written, nothing replaced
+
+
+def test_an_import_beside_its_source_is_fine(syrip_tiny, tmp_path):
+    coco, images, labels, _ = _copy(syrip_tiny, tmp_path)
+    out = coco.parents[1] / "aims"  # inside the SyRIP folder, overlapping no input
+    assert import_syrip(coco, images, labels, out)["imported"] == 7
+
+
+def test_a_symbolic_link_out_of_images_is_refused(syrip_tiny, tmp_path):
+    coco, images, labels, data = _copy(syrip_tiny, tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (images / "train00002.jpg").rename(outside / "train00002.jpg")
+    (images / "train00002.jpg").symlink_to(outside / "train00002.jpg")  # a file outside the dataset
+    with pytest.raises(DatasetError, match=rf"{COCO_NAME}: images\[1\] \(train00002.jpg\): field 'file_name': .*train00002.jpg leads to {re.escape(str(outside))}/train00002.jpg, outside --images {re.escape(str(images))}"):
+        import_syrip(coco, images, labels, tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+    # a folder outside, linked into --images
+    (images / "train00002.jpg").unlink()
+    (images / "linked").symlink_to(outside, target_is_directory=True)
+    data["images"][1]["file_name"] = "linked/train00002.jpg"
+    coco.write_text(json.dumps(data))
+    labels.write_text(labels.read_text().replace("train00002.jpg", "linked/train00002.jpg"))
+    with pytest.raises(DatasetError, match=rf"images\[1\] \(linked/train00002.jpg\): field 'file_name': .*leads to {re.escape(str(outside))}/train00002.jpg, outside --images"):
+        import_syrip(coco, images, labels, tmp_path / "o")
+    # a link that stays inside --images is fine
+    (images / "linked").unlink()
+    (images / "sub").mkdir()
+    (outside / "train00002.jpg").rename(images / "sub" / "train00002.jpg")
+    (images / "linked").symlink_to("sub", target_is_directory=True)
+    assert import_syrip(coco, images, labels, tmp_path / "o")["imported"] == 7
+    assert (tmp_path / "o" / "images" / "linked" / "train00002.jpg").read_bytes() == (images / "sub" / "train00002.jpg").read_bytes()
+    assert not (tmp_path / "o" / "images" / "linked").is_symlink()  # the import holds a copy, not the link

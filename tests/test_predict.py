@@ -145,8 +145,7 @@ def test_a_failing_chunk_is_retried_image_by_image(
         return original(self, images, bboxes, batch_size)
 
     monkeypatch.setattr(AIMSPosePredictor, "predict", predict)
-    predicted, failed = pr.run_cli(files, predictor, tmp_path / "p.csv")
-    assert (predicted, failed) == (2, 1)
+    assert pr.run_cli(files, predictor, tmp_path / "p.csv") == (2, 1, 0)  # predicted, failed, overlays unwritten
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
     assert [r["status"] for r in rows] == ["ok", "error", "ok"] and "boom" in rows[1]["error"]
 
@@ -177,7 +176,7 @@ def test_a_decompression_bomb_is_a_per_file_error(
     Image.new("RGB", (200, 200)).save(tmp_path / "bomb.png")  # 40000 pixels > 2 x 5000
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)  # the fixture images have 1920
     files = [good[0], tmp_path / "bomb.png", good[1]]
-    assert pr.run_cli(files, predictor, tmp_path / "p.csv") == (2, 1)
+    assert pr.run_cli(files, predictor, tmp_path / "p.csv") == (2, 1, 0)
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
     assert [r["status"] for r in rows] == ["ok", "error", "ok"]
     assert "bomb.png" in rows[1]["error"] and "decompression bomb" in rows[1]["error"]
@@ -228,7 +227,7 @@ def test_overlays_of_colliding_names_are_all_written(predictor: AIMSPosePredicto
     for s, f in zip(src, files):
         f.parent.mkdir()
         shutil.copy(s, f)
-    assert pr.run_cli(files, predictor, tmp_path / "p.csv", overlays=tmp_path / "ov") == (3, 0)
+    assert pr.run_cli(files, predictor, tmp_path / "p.csv", overlays=tmp_path / "ov") == (3, 0, 0)
     assert len(list((tmp_path / "ov").iterdir())) == 3
     names = pr._overlay_names([Path("x.png"), Path("X.jpg"), Path("x_0.png"), Path("x.bmp")])
     assert len({n.lower() for n in names}) == 4 and names[2] == "x_0.png"  # case-insensitive file systems too
@@ -313,3 +312,131 @@ def test_a_legacy_body_model_loads_only_when_the_run_names_it_trusted(run_dir: P
     assert main([image, "--run", str(run), "--out", str(tmp_path / "a.csv")]) == 1
     assert "refuses to load collections.OrderedDict" in capsys.readouterr().err
     assert main([image, "--run", str(run), "--out", str(tmp_path / "b.csv"), "--trust", "body_model"]) == 0
+
+
+# --- outputs never overwrite inputs, finished work survives, device and moved predictors (issue #24)
+
+
+def _argparse_exit(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run the CLI expecting argparse's exit status 2; returns what it wrote to stderr."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    return capsys.readouterr().err
+
+
+def _never(*args: Any, **kwargs: Any) -> None:
+    raise AssertionError("the predictor loaded although the arguments were refused")
+
+
+def test_an_output_over_an_input_is_refused_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from aims_lib import predict as pr
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for src, name in zip(_images(3), ("a.png", "b.jpg", "x.jpg")):
+        shutil.copy(src, photos / name)
+    (photos / "x.png").write_bytes(b"a file beside the input x.jpg")  # what x.jpg's overlay would replace
+    (tmp_path / "link").symlink_to(photos, target_is_directory=True)
+    before = {p: p.read_bytes() for p in photos.iterdir()}
+    monkeypatch.setattr(AIMSPosePredictor, "load", _never)
+    run = ["--run", str(tmp_path), "--out", str(tmp_path / "p.csv")]
+    for inputs, overlays in (([photos], photos),  # the input folder as --overlays
+                             ([photos / "x.jpg"], photos / "sub" / ".."),  # x.png beside the input x.jpg
+                             ([photos / "a.png"], tmp_path / "link")):  # the same folder through a link
+        err = _argparse_exit([*map(str, inputs), *run, "--overlays", str(overlays)], capsys)
+        assert f"overlays directory {overlays} is the folder of the input {photos}/" in err
+    for out in (photos / "b.jpg", tmp_path / "link" / "b.jpg"):  # --out naming an input, also through a link
+        err = _argparse_exit([str(photos), "--run", str(tmp_path), "--out", str(out)], capsys)
+        assert f"output CSV {out} is the input {photos / 'b.jpg'}" in err
+    assert {p: p.read_bytes() for p in photos.iterdir()} == before
+    files = pr.expand_inputs([photos])
+    pr.check_outputs(tmp_path / "p.csv", photos / "overlays", files)  # a folder below the inputs' is fine
+    pr.check_outputs(tmp_path / "p.csv", tmp_path, files)  # and one above them
+
+
+def test_a_failing_overlay_keeps_every_prediction(
+    predictor: AIMSPosePredictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The disk fills up after the first overlay: the CSV still holds every prediction, each
+    unwritten overlay is named in its row and in one line on stderr, and the exit status is 1."""
+    import errno
+    import re
+
+    from aims_lib import predict as pr
+
+    written: list[Path] = []
+    write_overlay = pr.write_overlay
+
+    def full_after_one(path: Path, *args: Any) -> None:
+        if written:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        write_overlay(path, *args)
+        written.append(path)
+
+    monkeypatch.setattr(pr, "write_overlay", full_after_one)
+    monkeypatch.setattr(AIMSPosePredictor, "load", lambda *args, **kwargs: predictor)
+    files, out, ov = _images(3), tmp_path / "p.csv", tmp_path / "ov"
+    code = main([*map(str, files), "--run", str(tmp_path), "--out", str(out), "--overlays", str(ov), "--chunk", "2"])
+    assert code == 1
+    rows = list(csv.DictReader(out.open()))
+    assert [r["status"] for r in rows] == ["ok"] * 3 and all(r["fine"] in taxonomy.FINE for r in rows)
+    assert rows[0]["overlay_error"] == "" and [p.name for p in ov.iterdir()] == [f"{files[0].stem}.png"]
+    for f, r in zip(files[1:], rows[1:]):
+        assert r["overlay_error"] == f"cannot write {ov / f'{f.stem}.png'}: No space left on device"
+    err = capsys.readouterr().err
+    lines = re.split(r"[\r\n]", err)  # the progress bar redraws itself with carriage returns
+    assert [line for line in lines if line.startswith("error:")] == [f"error: {r['overlay_error']}" for r in rows[1:]]
+    assert "3 of 3 images predicted" in err and "2 overlays not written" in err
+
+
+def test_an_unwritable_csv_is_one_line_and_leaves_the_old_one(
+    predictor: AIMSPosePredictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import errno
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    out = tmp_path / "p.csv"
+    out.write_text("previous\n")
+    monkeypatch.setattr(AIMSPosePredictor, "load", lambda *args, **kwargs: predictor)
+    monkeypatch.setattr(os, "fsync", full)  # the disk fills up while the CSV is written
+    assert main([str(_images(1)[0]), "--run", str(tmp_path), "--out", str(out)]) == 1
+    assert capsys.readouterr().err.splitlines() == [f"error: cannot write {out}: No space left on device"]
+    assert out.read_text() == "previous\n" and sorted(p.name for p in tmp_path.iterdir()) == ["p.csv"]
+
+
+@pytest.mark.parametrize(("device", "says"), [
+    ("cuda", "device 'cuda': torch sees no CUDA GPU on this machine"),
+    ("cuda:1", "device 'cuda:1': torch sees no CUDA GPU on this machine"),
+    ("gpu", "unknown device 'gpu': valid are auto, cpu, cuda, cuda:N"),
+])
+def test_a_device_this_machine_lacks_is_one_line_before_anything_loads(
+    device: str, says: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(AIMSPosePredictor, "load", _never)
+    err = _argparse_exit([str(_images(1)[0]), "--run", str(tmp_path), "--out", str(tmp_path / "p.csv"), "--device", device], capsys)
+    assert len(err.splitlines()) == 1 and err.startswith(f"python -m aims_lib.predict: error: --device: {says}")
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_a_predictor_copied_without_its_siblings_warns(run_dir: Path, tmp_path: Path) -> None:
+    """Its components load from the original tree (``fallback_paths``) with a warning naming each
+    one; the 2D config, a file of this repository's ``configs/``, loads from there silently."""
+    import re
+    import shutil
+
+    copy = tmp_path / "a" / "b" / "alone"  # at another depth: the config's relative path breaks too
+    shutil.copytree(run_dir, copy)
+    with pytest.warns(UserWarning, match="is not beside the predictor") as record:
+        assert AIMSPosePredictor.load(copy).hipc is not None
+    warned = {m.group(1): str(w.message) for w in record
+              if (m := re.match(r".*predictor\.json: (\w+) '.*' is not beside the predictor", str(w.message)))}
+    assert set(warned) == {"image_branch", "pose2d_checkpoint", "hipc"}
+    assert f"loading {(run_dir.parent / 'image').resolve()} instead" in warned["image_branch"]

@@ -12,7 +12,8 @@ checked against it: a disagreement is reported (printed and listed in
 ``OUT/import_report.json``), never silently overwritten. Images with no label row are left out
 and counted (the paper withdrew about 5 % of SyRIP's real images that fit no AIMS class).
 Images are copied into ``OUT/images`` so that the imported set is self-contained; the source
-files are never modified.
+files are never modified: ``OUT`` must not be or hold the COCO file, the label table or the
+``--images`` folder, nor lie inside ``--images`` (:func:`check_output_dir`).
 
 Input is checked before anything is written, and every error names the input file (not the
 output), the entry and the field:
@@ -22,7 +23,8 @@ output), the entry and the field:
   error, never a reason to re-split (a new split would move test images into training); a
   filled column that contradicts ``--split`` is an error too;
 * COCO image ids and file names are unique, and file names are relative paths inside
-  ``--images`` (no absolute path, no ``..``);
+  ``--images`` (no absolute path, no ``..``) that stay inside it when symbolic links are
+  followed (a link within ``--images`` is fine; one to a file or folder outside is an error);
 * every imported image must decode, at the width and height that COCO gives;
 * keypoints are checked as the dataset reader checks them
   (:func:`aims_lib.data.format.check_keypoints_2d`);
@@ -231,6 +233,23 @@ def _read_coco(path: Path) -> dict[str, Any]:
     return coco
 
 
+def check_output_dir(out_dir: Path, coco_path: Path, images_dir: Path, labels_path: Path) -> None:
+    """Refuse an output folder that is or holds an input (the COCO file, the label table, the
+    ``--images`` folder) or lies inside ``--images``: the import would write over what it reads.
+    Judged on resolved paths (symbolic links, ``..``); the error names both."""
+    out = out_dir.resolve()
+    for flag, given in (("--coco", coco_path), ("--labels", labels_path), ("--images", images_dir)):
+        src = given.resolve()
+        if src.is_relative_to(out):
+            relation = "is" if src == out else "contains"
+        elif flag == "--images" and out.is_relative_to(src):
+            relation = "lies inside"
+        else:
+            continue
+        raise ValueError(f"--out {out} {relation} {flag} {src}: an import never writes into its input; "
+                         "choose an --out outside it")
+
+
 def import_syrip(
     coco_path: Path,
     images_dir: Path,
@@ -242,10 +261,13 @@ def import_syrip(
 ) -> dict[str, Any]:
     """Convert; returns the import report (also written to ``out_dir/import_report.json``).
 
-    Everything is checked before ``out_dir`` is touched, so bad input leaves no partial output.
+    Everything is checked before ``out_dir`` is touched, so bad input leaves no partial output;
+    an ``out_dir`` that overlaps an input is a ValueError (:func:`check_output_dir`).
     """
     if split not in (*SPLITS, "auto"):
         raise ValueError(f"--split must be auto, train, val or test, got {split!r}")
+    check_output_dir(out_dir, coco_path, images_dir, labels_path)
+    images_root = images_dir.resolve()
     coco = _read_coco(coco_path)
     labels = read_label_table(labels_path, split)
     src = str(coco_path)
@@ -305,6 +327,13 @@ def import_syrip(
                 )
         width, height = img["width"], img["height"]
         image_file = images_dir / name
+        target = image_file.resolve()
+        if not target.is_relative_to(images_root):  # a symbolic link out of the dataset
+            raise DatasetError(
+                f"{coco_path}: {entry}: field 'file_name': {image_file} leads to {target}, outside "
+                f"--images {images_root} (a symbolic link); the import copies only files inside "
+                "--images: copy the file there instead of linking it"
+            )
         if not image_file.is_file():
             raise DatasetError(
                 f"{coco_path}: {entry}: field 'file_name': image file not found: {image_file}"
@@ -490,7 +519,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"{flag}: {'directory' if is_dir else 'file'} not found: {path}")
     try:
         report = import_syrip(args.coco, args.images, args.labels, args.out, args.split, args.seed, args.domain)
-    except DatasetError as exc:
+    except ValueError as exc:  # a DatasetError, or an --out that overlaps an input
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"imported {report['imported']} images into {args.out} (splits {report['splits']})")
