@@ -24,9 +24,9 @@ Sources: ``docs/references.md#statistics``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import torch
@@ -37,6 +37,9 @@ from aims_lib.data.format import AimsDataset, Sample
 from aims_lib.data.torch_datasets import crop_to_box, image_transform, read_image
 from aims_lib.evaluate import bootstrap_interval
 from aims_lib.image_branch.backbones import StagedBackbone, get_backbone
+
+if TYPE_CHECKING:
+    from aims_lib.pose_card import PoseCard
 
 CARD_BACKBONE: Final = "efficientnet_lite0"
 PROBES: Final = ("S->S", "T->T", "S->T", "S+T->T", "context")
@@ -73,11 +76,25 @@ class ProbeResult:
     n_test: int
 
 
+def validity_rows(values: Mapping[str, float], thresholds: Mapping[str, tuple[str, float]], digits: int = 1) -> list[dict[str, Any]]:
+    """One row per check of ``thresholds`` (name -> (``>=``, ``>`` or ``<=``, threshold)) on
+    ``values``: name, value, threshold, passed."""
+    rows = []
+    for check, (op, threshold) in thresholds.items():
+        v = values[check]
+        passed = v >= threshold if op == ">=" else v > threshold if op == ">" else v <= threshold
+        rows.append({"check": check, "value": round(v, digits), "threshold": f"{op} {threshold:g}", "passed": bool(passed)})
+    return rows
+
+
 @dataclass(frozen=True)
 class BenchmarkCard:
+    """The image probes, and the pose rows (:mod:`aims_lib.pose_card`) when they were measured."""
+
     results: tuple[ProbeResult, ...]
     image_size: int
     backbone: str
+    pose: PoseCard | None = None
 
     def get(self, probe: str, level: str) -> ProbeResult:
         return next(r for r in self.results if r.probe == probe and r.level == level)
@@ -85,10 +102,12 @@ class BenchmarkCard:
     def to_dict(self) -> dict:
         return {"backbone": self.backbone, "image_size": self.image_size,
                 "probes": {f"{r.probe}/{r.level}": asdict(r) for r in self.results},
+                "pose": self.pose.to_dict() if self.pose is not None else None,
                 "validity": self.validity()}
 
     def validity(self) -> list[dict]:
-        """The checks of :data:`VALIDITY` on this card: name, value, threshold, passed."""
+        """The checks of :data:`VALIDITY` on this card, then the pose checks when there are pose
+        rows: name, value, threshold, passed."""
         acc = {(r.probe, r.level): r.accuracy for r in self.results}
         values = {
             "T->T coarse": acc["T->T", "coarse"],
@@ -99,12 +118,7 @@ class BenchmarkCard:
             "context above majority, coarse": acc["context", "coarse"] - self.get("context", "coarse").majority,
             "context above majority, fine": acc["context", "fine"] - self.get("context", "fine").majority,
         }
-        rows = []
-        for check, (op, threshold) in VALIDITY.items():
-            v = values[check]
-            passed = v >= threshold if op == ">=" else v > threshold if op == ">" else v <= threshold
-            rows.append({"check": check, "value": round(v, 1), "threshold": f"{op} {threshold:g}", "passed": bool(passed)})
-        return rows
+        return validity_rows(values, VALIDITY) + (self.pose.validity() if self.pose is not None else [])
 
     def rows(self) -> list[dict]:
         """One row per probe: accuracy and interval per level, as a reader compares them."""

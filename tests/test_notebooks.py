@@ -48,6 +48,10 @@ def test_dataset_notebook_outputs(smoke_run):
     probe = record["card"]["probes"]["S->T/coarse"]
     assert probe["ci_low"] <= probe["accuracy"] <= probe["ci_high"] and probe["n_test"] > 0
     assert [r["check"] for r in record["card"]["validity"]][:2] == ["T->T coarse", "T->T fine"]
+    pose = record["card"]["pose"]  # the pose rows and their checks (aims_lib.pose_card)
+    assert set(pose["probes"]) == {"S->S/fine", "S->T/fine", "T->T/fine"} and set(pose["fit"]) == {"synthetic", "real"}
+    assert pose["fit"]["real"]["ci_low"] <= pose["fit"]["real"]["pa_mpjpe"] <= pose["fit"]["real"]["ci_high"]
+    assert [r["check"] for r in record["card"]["validity"]][-3:] == [r["check"] for r in pose["validity"]]
     assert (root / "data" / "annotations.json").is_file()
 
 
