@@ -128,6 +128,7 @@ def sample_camera(
     fill: tuple[float, float] = (0.45, 0.85),
     principal_jitter: float = 0.02,
     aim_offset: float = 0.5,
+    overflow: tuple[float, float] | None = None,
 ) -> Camera:
     """A random photographer's camera around a body centred at ``target`` with bounding radius ``extent``.
 
@@ -142,8 +143,13 @@ def sample_camera(
     * the distance makes the bounding sphere's apparent diameter ``fill`` times the image size
       (the body itself, rarely a sphere, covers less);
     * the camera does not aim exactly at ``target``: the target lands off the principal point by
-      up to ``aim_offset`` of the margin the sphere leaves, so the whole sphere always stays
-      inside the image.
+      up to ``aim_offset`` of the margin the sphere leaves, so the whole sphere stays inside the
+      image;
+    * with ``overflow`` = (low, high) (framing that crops the body) the target is placed instead
+      so that a share ``u`` drawn in that range of the sphere's angular diameter lies beyond the
+      margin cone (the largest circle around the principal point inside the image):
+      ``theta = theta_margin - alpha + 2 alpha u``. The corners of the image may still show some
+      of that share, and the body, which fills less than its sphere, loses less than ``u``.
     """
     target = np.asarray(target, dtype=np.float64)
     if target.shape != (3,):
@@ -162,6 +168,8 @@ def sample_camera(
     _check_range("fill", fill, 1e-3, 1.0 - 2.0 * principal_jitter - 1e-3)
     if not 0.0 <= aim_offset <= 1.0:
         raise ValueError(f"sample_camera: aim_offset must be in [0, 1], got {aim_offset}")
+    if overflow is not None:
+        _check_range("overflow", overflow, 0.0, 1.0)
 
     # Intrinsics.
     half_fov = math.radians(rng.uniform(*fov_deg)) / 2.0
@@ -188,9 +196,14 @@ def sample_camera(
 
     # Aim offset: turn the camera so the target sits at angle theta off the optical axis. The
     # sphere then stays within the cone of half-angle theta + alpha, inside the image if that
-    # cone fits the largest circle around the principal point that the image contains.
+    # cone fits the largest circle around the principal point that the image contains (the
+    # margin cone, half-angle theta_margin >= alpha by the fill check above, so theta >= 0).
     margin_px = min(cx + 0.5, image_size - 0.5 - cx, cy + 0.5, image_size - 0.5 - cy)
-    theta = rng.uniform(0.0, aim_offset) * (math.atan(margin_px / focal) - alpha)
+    theta_margin = math.atan(margin_px / focal)
+    if overflow is None:
+        theta = rng.uniform(0.0, aim_offset) * (theta_margin - alpha)
+    else:
+        theta = theta_margin - alpha + 2.0 * alpha * rng.uniform(*overflow)
     psi = rng.uniform(0.0, 2.0 * math.pi)
     R = _rotation(np.array([-math.sin(psi), math.cos(psi), 0.0]), theta) @ R
 

@@ -122,6 +122,28 @@ def test_sample_camera_rejects_bad_arguments() -> None:
         Camera.from_dict({"K": np.eye(3)})
 
 
+def test_sample_camera_overflow_places_the_sphere_across_the_border() -> None:
+    """``overflow`` u puts the target at theta = theta_margin - alpha + 2 alpha u off the axis:
+    u = 0.5 projects it onto the margin circle (the largest circle around the principal point
+    inside the image), u = 1 leaves the sphere outside the margin cone, touching it."""
+    size = 200
+    rng = np.random.default_rng(11)
+    points = _sphere_points(rng, 4000)
+    for seed in range(5):
+        for u in (0.5, 1.0):
+            camera = sample_camera(np.random.default_rng(seed), TARGET, EXTENT, size, overflow=(u, u))
+            cx, cy = camera.K[0, 2], camera.K[1, 2]
+            margin = min(cx + 0.5, size - 0.5 - cx, cy + 0.5, size - 0.5 - cy)
+            if u == 0.5:
+                centre = project(TARGET[None], camera.K, camera.R, camera.T)[0]
+                assert np.hypot(centre[0] - cx, centre[1] - cy) == pytest.approx(margin, rel=1e-9)
+            else:
+                radial = np.linalg.norm(project(points, camera.K, camera.R, camera.T) - [cx, cy], axis=1)
+                assert radial.min() >= margin * (1 - 1e-9) and radial.min() < margin * 1.02
+    with pytest.raises(ValueError, match="overflow"):
+        sample_camera(rng, TARGET, EXTENT, size, overflow=(0.2, 1.5))
+
+
 def test_keypoint_visibility_hand_built() -> None:
     # Camera at the origin looking along +z (identity pose), 10x10 image, pixel centres 0..9.
     K = np.array([[10.0, 0.0, 4.5], [0.0, 10.0, 4.5], [0.0, 0.0, 1.0]])

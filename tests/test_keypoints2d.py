@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -142,6 +143,37 @@ def test_pck_per_keypoint_finds_the_wrong_joint(aims_tiny: Path) -> None:
     expected[3] = (labelled[1:, 3].sum()) / labelled[:, 3].sum() if labelled[0, 3] else 1.0
     np.testing.assert_allclose(per, expected)
     assert k2d.pck(samples, moved) == pytest.approx((labelled.sum() - labelled[:, 9].sum() - labelled[0, 3]) / labelled.sum())
+
+
+def test_hidden_keypoints_are_evaluated_as_coco_does(aims_tiny: Path) -> None:
+    """COCO: a keypoint flagged v=1 (labelled, hidden by an occluder) counts in PCK and OKS
+    exactly as a visible one (v=2); one flagged v=0 (unlabelled, e.g. outside the image) does not."""
+    ds = load_dataset(aims_tiny)
+    samples = list(ds.samples)
+    gt = np.stack([s.keypoints_2d for s in samples]).astype(np.float64)
+    size = np.array([max(s.bbox[2], s.bbox[3]) for s in samples])
+    ankle = 15
+    wrong = gt.copy()
+    wrong[:, ankle] += np.array([0.3, 0.0]) * size[:, None]  # the left ankle far off in every image
+    ones = np.ones(gt.shape[:2])
+
+    def flagged(v: int) -> list:
+        out = []
+        for s in samples:
+            vis, kps = s.visibility.copy(), s.keypoints_2d.copy()
+            vis[ankle] = v
+            kps[ankle] = kps[ankle] if v else 0.0
+            out.append(dataclasses.replace(s, visibility=vis, keypoints_2d=kps))
+        return out
+
+    hidden, shown, unlabelled = flagged(1), flagged(2), flagged(0)
+    labelled = sum(int((s.visibility > 0).sum()) for s in hidden)
+    assert k2d.pck(hidden, wrong) == pytest.approx((labelled - len(samples)) / labelled)
+    assert k2d.pck_per_keypoint(hidden, wrong)[ankle] == 0.0
+    assert k2d.pck(unlabelled, wrong) == 1.0 and np.isnan(k2d.pck_per_keypoint(unlabelled, wrong)[ankle])
+    ap_hidden, ap_shown = k2d.coco_ap(ds, hidden, wrong, ones), k2d.coco_ap(ds, shown, wrong, ones)
+    assert ap_hidden == ap_shown and ap_hidden["AP"] < 1.0
+    assert k2d.coco_ap(ds, unlabelled, wrong, ones)["AP"] == pytest.approx(1.0)
 
 
 def test_learning_curve_in_minutes_and_gains() -> None:

@@ -12,7 +12,10 @@ How a frame is made, and why:
    composites the body over the background without halos. The mask is where at least half of
    a pixel is covered (alpha >= 0.5), centred like the colours; the depth map is read from one
    multisample sample, which sits up to half a pixel off the pixel centre (0.4 px on Mesa's
-   llvmpipe), so at the silhouette ``depth > 0`` and the mask can differ by a pixel.
+   llvmpipe), so at the silhouette ``depth > 0`` and the mask can differ by a pixel. With
+   props, a second pass draws the infant alone: the mask is its silhouette less the pixels a
+   prop covers (the visible infant, COCO's segmentation), and ``body_depth`` its depth, against
+   which keypoint visibility tells what the props hide.
 3. The background (:mod:`aims_lib.synth.background`) is composited behind the geometry, then
    the photographic pipeline (:func:`apply_camera_effects`) turns the frame into uint8.
 
@@ -100,6 +103,7 @@ class RenderResult:
     rgb: np.ndarray  # (H, W, 3) uint8
     depth: np.ndarray  # (H, W) float32 camera z in metres of the infant and props, 0 elsewhere
     mask: np.ndarray  # (H, W) bool, the pixels at least half covered by the visible infant
+    body_depth: np.ndarray  # (H, W) float32 camera z of the infant alone (props not drawn), 0 elsewhere
 
 
 def orient(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -300,7 +304,7 @@ class Renderer:
             nodes.append(scene.add(self._mesh(mesh_vertices, mesh_faces, colours, material)))
         flags = self._pyrender.RenderFlags
         rgba, depth = self._gl.render(scene, flags=flags.FLAT | flags.RGBA)
-        mask = rgba[..., 3] >= 128
+        mask, body_depth = rgba[..., 3] >= 128, depth
         if props:
             for node in nodes[1:]:
                 node.mesh.is_visible = False
@@ -312,4 +316,4 @@ class Renderer:
         alpha = rgba[..., 3:].astype(np.float32) / 255.0
         image = rgba[..., :3].astype(np.float32) / 255.0 + (1.0 - alpha) * background
         rgb = apply_camera_effects(image, appearance.effects, appearance.seed)
-        return RenderResult(rgb=rgb, depth=depth.astype(np.float32), mask=mask)
+        return RenderResult(rgb=rgb, depth=depth.astype(np.float32), mask=mask, body_depth=body_depth.astype(np.float32))
