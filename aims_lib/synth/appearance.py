@@ -452,10 +452,14 @@ def diaper_mask(template: np.ndarray, parts: np.ndarray) -> np.ndarray:
     return pelvis | (near & np.isin(parts, (L_HIP, R_HIP, SPINE1)))
 
 
+def garment_parts(garment: Garment) -> tuple[int, ...]:
+    """SMPL parts the garment itself covers (none for a diaper alone)."""
+    return (TOP_PARTS if garment.top else ()) + SLEEVE_PARTS[garment.sleeves] + LEG_PARTS[garment.legs]
+
+
 def garment_mask(garment: Garment, template: np.ndarray, parts: np.ndarray) -> np.ndarray:
     """Vertices covered by the diaper and the garment."""
-    covered = (TOP_PARTS if garment.top else ()) + SLEEVE_PARTS[garment.sleeves] + LEG_PARTS[garment.legs]
-    return diaper_mask(template, parts) | np.isin(parts, covered)
+    return diaper_mask(template, parts) | np.isin(parts, garment_parts(garment))
 
 
 def hair_weight(appearance: Appearance, template: np.ndarray, parts: np.ndarray) -> np.ndarray:
