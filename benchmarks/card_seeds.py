@@ -1,10 +1,11 @@
 """Is the embedded benchmark valid on more than one seed? The benchmark card per seed.
 
 Generates the quick profile's dataset for each seed (under ``--out``; reused when there) and
-prints the card's validity checks (``aims_lib.card.VALIDITY``) side by side, then the probes
-with their 95 % intervals. About 3.5 minutes a seed on 2 cores.
+prints the card's validity checks (``aims_lib.card.VALIDITY`` and the pose rows'
+``aims_lib.pose_card.POSE_VALIDITY``) side by side, then the probes with their 95 % intervals.
+About 4.5 minutes a seed on 2 cores (``--no-pose``: 3.5).
 
-    python benchmarks/card_seeds.py --out /tmp/card_seeds --seeds 0 1
+    python benchmarks/card_seeds.py --out /tmp/card_seeds --seeds 0 1 2 3 4
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import dataclasses
+
 from aims_lib.card import benchmark_card
 from aims_lib.data import load_dataset
+from aims_lib.pose_card import pose_card
 from aims_lib.profiles import get_profile
 from aims_lib.synth.generator import GeneratorConfig, default_workers, generate
 
@@ -24,13 +28,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--card-size", type=int, default=224)
+    parser.add_argument("--no-pose", action="store_true", help="leave out the pose rows (SMPLify, HIPC)")
     args = parser.parse_args()
     prof = get_profile(args.profile)
     cards = {}
     for seed in args.seeds:
         out = args.out / f"{args.profile}-seed{seed}"
         generate(GeneratorConfig(prof.n_synthetic, prof.n_real, prof.render_size, seed, default_workers()), out)
-        cards[seed] = benchmark_card(load_dataset(out), image_size=args.card_size, seed=seed)
+        ds = load_dataset(out)
+        cards[seed] = benchmark_card(ds, image_size=args.card_size, seed=seed)
+        if not args.no_pose:
+            cards[seed] = dataclasses.replace(cards[seed], pose=pose_card(ds, seed=seed))
     print(f"| check ({args.profile} data, card at {args.card_size} px) | threshold | "
           + " | ".join(f"seed {s}" for s in cards) + " |")
     print("|---|---|" + "---|" * len(cards))
@@ -46,6 +54,10 @@ def main() -> None:
         cells = [f"{c.get(r.probe, r.level).accuracy:.1f} [{c.get(r.probe, r.level).ci_low:.1f}, "
                  f"{c.get(r.probe, r.level).ci_high:.1f}]" for c in cards.values()]
         print(f"| {r.probe} | {r.level} | " + " | ".join(cells) + " |")
+    if first.pose is not None:
+        for row in range(len(first.pose.rows())):
+            cells = [f"{c.pose.rows()[row]['value']} {c.pose.rows()[row]['95% CI']}" for c in cards.values()]
+            print(f"| {first.pose.rows()[row]['probe']} | pose | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
