@@ -14,6 +14,7 @@ from aims_lib.body import DEFAULT_BETAS
 from aims_lib.camera import project
 from aims_lib.data import load_dataset
 from aims_lib.synth import generator as gen
+from aims_lib.synth.domains import DOMAIN_SETTINGS
 from aims_lib.synth.generator import GeneratorConfig, generate
 
 CONFIG = GeneratorConfig(n_synthetic=12, n_real=12, image_size=64, seed=5, workers=1)
@@ -44,7 +45,7 @@ def test_tiny_run_is_a_valid_dataset(tiny_run):
         world = np.asarray(raw[s.image_id]["keypoints_3d_world"])
         uv = project(world, s.camera["K"], s.camera["R"], s.camera["T"])
         labelled = s.visibility > 0
-        assert labelled.sum() >= gen.MIN_KEYPOINTS_IN_IMAGE
+        assert labelled.sum() >= DOMAIN_SETTINGS[s.domain].photo.framing.min_keypoints  # the real proxy crops
         np.testing.assert_allclose(s.keypoints_2d[labelled], uv[labelled], atol=0.01)  # x2d = K[R|T]X
         assert s.bbox[2] > 2 and s.bbox[3] > 2
 
@@ -79,10 +80,19 @@ def test_refuses_to_mix_runs(tiny_run):
         generate(GeneratorConfig(12, 12, image_size=64, seed=6, workers=1), tiny_run)
 
 
-def test_annotations_keep_ten_betas_per_sample(tiny_run):
-    """The generator's shape space is fixed (10 betas), whatever the body model's default."""
+def test_annotations_record_each_domains_shape_space(tiny_run):
+    """Synthetic bodies: the fitted shape space (10 betas). The real proxy's: every component of
+    the body (14 procedural) and the region coefficients outside the body's shape space."""
+    from aims_lib.body import SHAPE_COMPONENTS
+    from aims_lib.synth.body_shift import REGIONS
+
     raw = json.loads((tiny_run / "annotations.json").read_text())
-    assert {len(a["body"]["betas"]) for a in raw["annotations"]} == {DEFAULT_BETAS} == {10}
+    domain = {im["id"]: im["domain"] for im in raw["images"]}
+    synthetic = [a["body"] for a in raw["annotations"] if domain[a["image_id"]] == "synthetic"]
+    real = [a["body"] for a in raw["annotations"] if domain[a["image_id"]] == "real"]
+    assert {len(b["betas"]) for b in synthetic} == {DEFAULT_BETAS} == {10} and not any("regions" in b for b in synthetic)
+    assert {len(b["betas"]) for b in real} == {len(SHAPE_COMPONENTS)} and {len(b["regions"]) for b in real} == {len(REGIONS)}
+    assert all(np.abs(b["regions"]).max() > 0 and 0.005 <= b["clothing_m"]["diaper"] <= 0.02 for b in real)
 
 
 def test_resume_removes_temporary_files_of_a_killed_run(tiny_run, tmp_path):

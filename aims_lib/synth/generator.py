@@ -47,8 +47,10 @@ from aims_lib.data.format import (
     new_dataset,
     write_dataset,
 )
+from aims_lib.synth.occlusion import SYNTHETIC as PHOTO_SYNTHETIC
 
-GENERATOR_VERSION: Final[str] = "1"
+#: 2: the real proxy's own bodies, occluders and framing (aims_lib.synth.domains).
+GENERATOR_VERSION: Final[str] = "2"
 CHUNK_SIZE: Final[int] = 32
 #: Paper scale: 198 of the 750 real images are the test split (Sec. 5); we hold out a further
 #: 10 % of the real images for validation (model selection never looks at the test split).
@@ -58,17 +60,18 @@ JPEG_QUALITY: Final[int] = 95
 #: Names of the temporary files ``atomic_write_bytes`` writes beside their target.
 TEMPORARY_GLOB: Final[str] = ".*.tmp"
 MANIFEST_FILE: Final[str] = "generator.json"
-#: Minimum share of keypoints that must land inside the image, else the camera is redrawn.
-MIN_KEYPOINTS_IN_IMAGE: Final[int] = 12
 MAX_CAMERA_TRIES: Final[int] = 20
-#: Share of the image that the body's bounding sphere spans. A lying body covers much less than
-#: its bounding sphere, so the range sits higher than a standing person would need.
-CAMERA_FILL: Final[tuple[float, float]] = (0.6, 0.9)
+#: The synthetic domain's framing (aims_lib.synth.occlusion.SYNTHETIC): keypoints that must land
+#: inside the image, else the camera is redrawn, and the share of the image that the body's
+#: bounding sphere spans (a lying body covers much less than its sphere, so the range sits high).
+MIN_KEYPOINTS_IN_IMAGE: Final[int] = PHOTO_SYNTHETIC.framing.min_keypoints
+CAMERA_FILL: Final[tuple[float, float]] = PHOTO_SYNTHETIC.framing.shots[0].fill
 
 REAL_DOMAIN_NOTE: Final[str] = (
     "Embedded benchmark rendered by aims_lib.synth. Both domains are renders of a procedural "
     "infant body: 'synthetic' imitates the paper's SMIL renders, 'real' is a rendering proxy of "
-    "real photographs (photographic floors and out-of-focus backdrops, colour casts, directional lighting). "
+    "real photographs (photographic floors and out-of-focus backdrops, colour casts, directional lighting; "
+    "bodies outside the fitted shape space with clothes, occluders, close, high and cropped framing). "
     "No real infant appears in this data; numbers on it are not the paper's numbers."
 )
 BODY_FILE_NOTE: Final[str] = (
@@ -175,36 +178,49 @@ def _round(a: np.ndarray, decimals: int) -> list[Any]:
 
 
 class _ChunkMaker:
-    """Per-process state: the body model and an offscreen renderer, built once per worker."""
+    """Per-process state: one body model per domain (:data:`~aims_lib.synth.domains.DOMAIN_SETTINGS`:
+    the real proxy's has its region directions) and an offscreen renderer, built once per worker."""
 
     def __init__(self, image_size: int, body: str | None = None, trust_body: bool = False) -> None:
         import torch
 
-        from aims_lib.body import DEFAULT_BETAS, load_body_model, vertex_parts
+        from aims_lib.body import load_body_model, vertex_parts
+        from aims_lib.synth.body_shift import shifted_body_model
+        from aims_lib.synth.domains import DOMAIN_SETTINGS
         from aims_lib.synth.render import Renderer
 
         torch.set_num_threads(1)
         self.image_size, self.body = image_size, body
         self.body_name = Path(body).name if body else PROCEDURAL_BODY
-        self.model = load_body_model(body, num_betas=DEFAULT_BETAS, trusted=trust_body)
-        self.faces = np.asarray(self.model.faces, dtype=np.int64)
-        self.template = self.model.v_template.detach().cpu().numpy()
-        self.parts = vertex_parts(self.model)
+        self.models = {
+            domain: shifted_body_model(load_body_model(body, num_betas=d.body.own_components, trusted=trust_body), d.body)
+            for domain, d in DOMAIN_SETTINGS.items()
+        }
+        model = self.models["synthetic"]
+        self.faces = np.asarray(model.faces, dtype=np.int64)
+        self.template = model.v_template.detach().cpu().numpy()
+        self.parts = vertex_parts(model)
         self.renderer = Renderer(image_size)
 
     def make(self, out_dir: Path, seed: int, chunk_index: int, samples: list[PlannedSample]) -> list[dict[str, Any]]:
         from PIL import Image
 
         from aims_lib.body import coco17_keypoints
-        from aims_lib.camera import bbox_from_mask, keypoint_visibility, project, sample_camera
+        from aims_lib.camera import bbox_from_mask, keypoint_visibility, project
+        from aims_lib.synth.body_shift import clothing_weights, displace_clothing, sample_clothing, sample_shapes
+        from aims_lib.synth.domains import DOMAIN_SETTINGS
+        from aims_lib.synth.occlusion import draws_occluder, keeps_enough, pick_shot, sample_occluder
         from aims_lib.synth.poses import sample_poses
         from aims_lib.synth.render import sample_appearance
 
         rng = np.random.default_rng([seed, chunk_index])
         n = len(samples)
-        betas = np.clip(rng.normal(0.0, 1.0, size=(n, self.model.num_betas)), -2.0, 2.0)
-        poses = sample_poses([s.fine for s in samples], rng, self.model, betas)
-        coco3d = coco17_keypoints(poses.vertices, poses.joints)
+        domain = samples[0].domain  # a chunk never mixes domains
+        settings, model = DOMAIN_SETTINGS[domain], self.models[domain]
+        betas = sample_shapes(rng, n, settings.body, model)
+        poses = sample_poses([s.fine for s in samples], rng, model, betas)
+        coco3d = coco17_keypoints(poses.vertices, poses.joints)  # the body's joints: before any clothing
+        clothed = max(settings.body.diaper_mm + settings.body.clothing_mm) > 0
         records = []
         for i, s in enumerate(samples):
             verts = poses.vertices[i]
@@ -213,18 +229,27 @@ class _ChunkMaker:
             centre = 0.5 * (lo + hi)
             extent = float(0.5 * np.linalg.norm(hi - lo))
             appearance = sample_appearance(s.domain, rng)
+            if clothed:
+                diaper_m, garment_m = sample_clothing(rng, settings.body)
+                diaper_w, garment_w = clothing_weights(appearance.garment, self.template, self.parts, self.faces)
+                verts = displace_clothing(displace_clothing(verts, self.faces, diaper_w, diaper_m), self.faces, garment_w, garment_m)
             props = [_prop_mesh(p) for p in poses.props[i]]
+            occluded = draws_occluder(rng, settings.photo.occlusion)
             for _ in range(MAX_CAMERA_TRIES):
-                camera = sample_camera(rng, centre, extent, self.image_size, fill=CAMERA_FILL)
-                result = self.renderer.render(verts, self.faces, camera, appearance, self.template, self.parts, props)
+                shot = pick_shot(rng, settings.photo.framing)
+                camera = shot.camera(rng, centre, extent, self.image_size)
+                occluder = [sample_occluder(rng, verts, kp3d, camera, self.image_size, settings.photo.occlusion)] if occluded else []
+                result = self.renderer.render(verts, self.faces, camera, appearance, self.template, self.parts, props + occluder)
                 kp2d = project(kp3d, camera.K, camera.R, camera.T)
                 vis = keypoint_visibility(kp3d, camera.K, camera.R, camera.T, result.depth, self.image_size)
-                if result.mask.any() and int((vis > 0).sum()) >= MIN_KEYPOINTS_IN_IMAGE:
+                unoccluded = (keypoint_visibility(kp3d, camera.K, camera.R, camera.T, result.body_depth, self.image_size)
+                              if occluded else None)
+                if result.mask.any() and keeps_enough(vis, settings.photo, unoccluded):
                     break
             else:
                 raise RuntimeError(
                     f"sample {s.image_id} ({s.fine}, {s.domain}): no camera in {MAX_CAMERA_TRIES} "
-                    "tries keeps the infant in the image"
+                    "tries keeps enough of the infant in the image"
                 )
             buf = BytesIO()
             Image.fromarray(result.rgb).save(buf, format="JPEG", quality=JPEG_QUALITY)
@@ -232,6 +257,32 @@ class _ChunkMaker:
             bbox = bbox_from_mask(result.mask)
             kps = np.concatenate([kp2d, vis[:, None]], axis=1)
             kps[vis == 0, :2] = 0.0  # COCO: unlabelled keypoints are written as zeros
+            own = model.own_components
+            body_record = {
+                "model": self.body_name,
+                "betas": _round(betas[i, :own], 5),
+                "global_orient": _round(poses.global_orient[i], 6),
+                "body_pose": _round(poses.body_pose[i], 6),
+                "transl": _round(poses.transl[i], 6),
+            }
+            if domain != "synthetic":  # how the real proxy's body left the fitted shape space
+                body_record["regions"] = _round(betas[i, own:], 5)
+                if clothed:
+                    body_record["clothing_m"] = {"diaper": round(diaper_m, 4), "garment": round(garment_m, 4)}
+            annotation = {
+                "id": s.image_id, "image_id": s.image_id, "category_id": 1,
+                "keypoints": _round(kps.reshape(-1), 2),
+                "num_keypoints": int((vis > 0).sum()),
+                "bbox": _round(bbox, 2), "area": round(float(result.mask.sum()), 1),
+                "iscrowd": 0,
+                "keypoints_3d": _round(taxonomy.normalise_keypoints_3d(kp3d), 5),
+                "keypoints_3d_world": _round(kp3d, 5),
+                "camera": {k: _round(v, 6) for k, v in camera.to_dict().items()},
+                "body": body_record,
+                "appearance": appearance.to_dict(),
+            }
+            if domain != "synthetic":
+                annotation["photo"] = {"shot": shot.name, "occluder": occluder[0].metadata["occluder"] if occluder else None}
             records.append(
                 {
                     "image": {
@@ -240,24 +291,7 @@ class _ChunkMaker:
                         "aims_coarse": taxonomy.FINE_TO_COARSE[s.fine], "aims_fine": s.fine,
                         "domain": s.domain, "split": s.split,
                     },
-                    "annotation": {
-                        "id": s.image_id, "image_id": s.image_id, "category_id": 1,
-                        "keypoints": _round(kps.reshape(-1), 2),
-                        "num_keypoints": int((vis > 0).sum()),
-                        "bbox": _round(bbox, 2), "area": round(float(result.mask.sum()), 1),
-                        "iscrowd": 0,
-                        "keypoints_3d": _round(taxonomy.normalise_keypoints_3d(kp3d), 5),
-                        "keypoints_3d_world": _round(kp3d, 5),
-                        "camera": {k: _round(v, 6) for k, v in camera.to_dict().items()},
-                        "body": {
-                            "model": self.body_name,
-                            "betas": _round(betas[i], 5),
-                            "global_orient": _round(poses.global_orient[i], 6),
-                            "body_pose": _round(poses.body_pose[i], 6),
-                            "transl": _round(poses.transl[i], 6),
-                        },
-                        "appearance": appearance.to_dict(),
-                    },
+                    "annotation": annotation,
                 }
             )
         return records
