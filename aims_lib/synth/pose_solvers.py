@@ -195,8 +195,9 @@ def hands_to_body(
     The knuckles (the hand joint) go one hand radius out from the spot's surface point, so the
     hand ends on the body; the wrist target is the knuckles less the hand's vector, first
     guessed along the line from the shoulder, then taken from the solved arm (its wrist angles
-    kept) and solved again. Returns whether the solved arms reached and stayed within the
-    elbow's limits (n,)."""
+    kept) and solved again, four solves in all (the knuckles then land within a centimetre of
+    the spot, ``tests/test_pose_shift.py``). Returns whether the solved arms reached and stayed
+    within the elbow's limits (n,)."""
     g, p = forward_kinematics(rots, rest)
     n = len(rots)
     hand_radius = info.radii[SEGMENT_INDEX["hand_l"]]
@@ -213,7 +214,7 @@ def hands_to_body(
     wrists, tips = [J["left_wrist"], J["right_wrist"]], [J["left_hand"], J["right_hand"]]
     length = np.linalg.norm(rest[:, tips] - rest[:, wrists], axis=-1)[..., None]
     hand = unit(knuckles - p[:, [J["left_shoulder"], J["right_shoulder"]]]) * length
-    for _ in range(2):
+    for _ in range(4):
         ok = _solve_arms(rots, rest, knuckles - hand, poles, hands)
         _, p = forward_kinematics(rots, rest)
         hand = p[:, tips] - p[:, wrists]
