@@ -9,7 +9,8 @@ report where the solved joints leave plausible limits.
 
 from __future__ import annotations
 
-from typing import Final
+from dataclasses import dataclass
+from typing import Final, Sequence
 
 import numpy as np
 
@@ -103,14 +104,21 @@ def _two_bone_ik(
 
 
 def _solve_arms(
-    rots: np.ndarray, rest: np.ndarray, wrist_target: np.ndarray, pole_local: np.ndarray
+    rots: np.ndarray,
+    rest: np.ndarray,
+    wrist_target: np.ndarray,
+    pole_local: np.ndarray,
+    arms: np.ndarray | None = None,
 ) -> np.ndarray:
     """Set shoulder and elbow rotations so each wrist reaches ``wrist_target`` (n, 2, 3) in the
     frame of ``rots[:, 0]``; ``pole_local`` (n, 2, 3) is where each elbow points, in chest axes
-    (outward, up, front). Returns the per-sample reachability (n,)."""
+    (outward, up, front). ``arms`` (n, 2) selects the arms solved (default: all); the others
+    keep their rotations. Returns the per-sample reachability of the solved arms (n,)."""
     g, p = forward_kinematics(rots, rest)
     ok = np.ones(len(rots), dtype=bool)
+    arms = np.ones((len(rots), 2), dtype=bool) if arms is None else arms
     for k, (side, m) in enumerate((("left", np.eye(3)), ("right", MIRROR_MATRIX))):
+        sel = arms[:, k]
         sh, el, wr = J[f"{side}_shoulder"], J[f"{side}_elbow"], J[f"{side}_wrist"]
         l1 = np.linalg.norm(rest[:, el] - rest[:, sh], axis=-1)
         l2 = np.linalg.norm(rest[:, wr] - rest[:, el], axis=-1)
@@ -123,13 +131,13 @@ def _solve_arms(
         n_axis = unit(np.cross(u, f))
         frame = lambda a, b: np.stack([a, b, np.cross(a, b)], -1)  # noqa: E731
         g_sh = frame(u, n_axis) @ np.swapaxes(frame(r1, hinge), -1, -2)
-        rots[:, sh] = np.swapaxes(g[:, J[f"{side}_collar"]], -1, -2) @ g_sh
+        rots[sel, sh] = (np.swapaxes(g[:, J[f"{side}_collar"]], -1, -2) @ g_sh)[sel]
         f_loc = np.einsum("nji,nj->ni", g_sh, f)
         r2p = r2 - np.sum(r2 * hinge, -1, keepdims=True) * hinge
         fp = f_loc - np.sum(f_loc * hinge, -1, keepdims=True) * hinge
         phi = np.arctan2(np.sum(hinge * np.cross(r2p, fp), -1), np.sum(r2p * fp, -1))
-        rots[:, el] = rotation_about(hinge, phi)
-        ok &= reach & (phi > -0.05) & (phi < np.radians(150.0))
+        rots[sel, el] = rotation_about(hinge, phi)[sel]
+        ok &= ~sel | (reach & (phi > -0.05) & (phi < np.radians(150.0)))
     return ok
 
 
@@ -150,6 +158,67 @@ def reach_legs(rots: np.ndarray, rest: np.ndarray, spec: PoseSpec, info: BodyInf
         jitter = rng.normal(0.0, 0.01, (n, 3))
         targets.append(t + towards * gap[:, None] + jitter)
     return _solve_arms(rots, rest, np.stack(targets, 1), np.broadcast_to([1.0, -0.3, -0.6], (n, 2, 3)))
+
+
+@dataclass(frozen=True)
+class Spot:
+    """A place on the body a hand can touch: on the surface of the capsule ``segment``
+    (:data:`~aims_lib.synth.body_facts.SEGMENTS`), at ``at`` of the way from joint ``a`` to joint
+    ``b``, on the front of joint ``frame`` (its rest +z axis, posed). ``{side}`` in a joint name is
+    the hand's side. ``pole`` is where the elbow points, in chest axes (outward, up, front)."""
+
+    a: str
+    b: str
+    at: float
+    segment: str
+    frame: str
+    pole: tuple[float, float, float]
+
+
+#: Spots of hand-to-body contacts: the mouth (the front of the face at the head joint, low in
+#: the skull), the belly (the front of the torso between the lower and the middle spine joint)
+#: and the same side's upper thigh (an infant's arms are short: standing, the hands reach the
+#: hips, not the knees).
+HAND_SPOTS: Final[dict[str, Spot]] = {
+    "mouth": Spot("head", "head", 0.0, "head", "head", (0.3, -1.0, 0.5)),
+    "belly": Spot("spine1", "spine2", 0.5, "torso_lo", "spine1", (1.0, -0.5, 0.0)),
+    "thigh": Spot("{side}_hip", "{side}_knee", 0.3, "thigh_l", "{side}_hip", (1.0, -0.3, -0.3)),
+}
+
+
+def hands_to_body(
+    rots: np.ndarray, rest: np.ndarray, hands: np.ndarray, spots: np.ndarray, names: Sequence[str], info: BodyInfo
+) -> np.ndarray:
+    """Put the selected hands (``hands`` (n, 2): left, right) on a spot of the body
+    (``names[spots]``, :data:`HAND_SPOTS`) with arm IK; in place, the other arms untouched.
+
+    The knuckles (the hand joint) go one hand radius out from the spot's surface point, so the
+    hand ends on the body; the wrist target is the knuckles less the hand's vector, first
+    guessed along the line from the shoulder, then taken from the solved arm (its wrist angles
+    kept) and solved again, four solves in all (the knuckles then land within a centimetre of
+    the spot, ``tests/test_pose_shift.py``). Returns whether the solved arms reached and stayed
+    within the elbow's limits (n,)."""
+    g, p = forward_kinematics(rots, rest)
+    n = len(rots)
+    hand_radius = info.radii[SEGMENT_INDEX["hand_l"]]
+    knuckles = p[:, [J["left_hand"], J["right_hand"]]]  # unselected arms: where they are
+    poles = np.broadcast_to([1.0, 0.0, 0.0], (n, 2, 3)).copy()
+    for k, side in enumerate(("left", "right")):
+        for s, name in enumerate(names):
+            spot = HAND_SPOTS[name]
+            a, b, frame = (J[x.format(side=side)] for x in (spot.a, spot.b, spot.frame))
+            surface = info.radii[SEGMENT_INDEX[spot.segment]] + hand_radius
+            target = p[:, a] + spot.at * (p[:, b] - p[:, a]) + g[:, frame, :, 2] * surface
+            rows = hands[:, k] & (spots == s)
+            knuckles[rows, k], poles[rows, k] = target[rows], spot.pole
+    wrists, tips = [J["left_wrist"], J["right_wrist"]], [J["left_hand"], J["right_hand"]]
+    length = np.linalg.norm(rest[:, tips] - rest[:, wrists], axis=-1)[..., None]
+    hand = unit(knuckles - p[:, [J["left_shoulder"], J["right_shoulder"]]]) * length
+    for _ in range(4):
+        ok = _solve_arms(rots, rest, knuckles - hand, poles, hands)
+        _, p = forward_kinematics(rots, rest)
+        hand = p[:, tips] - p[:, wrists]
+    return ok
 
 
 def plant_hands(
