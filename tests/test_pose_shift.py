@@ -15,7 +15,8 @@ from aims_lib.body.rotations import unit
 from aims_lib.body.skeleton import JOINT_INDEX as J
 from aims_lib.synth.body_facts import SEGMENT_INDEX, body_info, torso_axes
 from aims_lib.synth.pose_angles import angles_to_rotations, draw_angles
-from aims_lib.synth.pose_shift import NEIGHBOURS, POSE_SHIFTS, REAL, SYNTHETIC, PoseShift, free_hands, widened
+from aims_lib.synth.domains import DOMAIN_SETTINGS
+from aims_lib.synth.pose_shift import NEIGHBOURS, REAL, SYNTHETIC, PoseShift, free_hands, widened
 from aims_lib.synth.pose_solvers import hands_to_body
 from aims_lib.synth.poses import POSE_SPECS, PoseBatch, check_pose, sample_poses, self_intersecting
 from aims_lib.taxonomy import FINE
@@ -70,7 +71,7 @@ def test_synthetic_widens_nothing() -> None:
     for specs in POSE_SPECS.values():
         for spec in specs:
             assert widened(spec, SYNTHETIC) == spec
-    assert POSE_SHIFTS == {"synthetic": SYNTHETIC, "real": REAL}
+    assert {d: s.pose for d, s in DOMAIN_SETTINGS.items()} == {"synthetic": SYNTHETIC, "real": REAL}
 
 
 def test_widening_by_hand() -> None:

@@ -1,4 +1,4 @@
-"""How each domain's images are made beyond their appearance: bodies, occlusion, framing.
+"""How each domain's images are made beyond their appearance: bodies, poses, occlusion, framing.
 
 One place for every setting that differs between the synthetic domain and the real proxy, as
 data (the appearance styles are :data:`aims_lib.synth.appearance.STYLES`):
@@ -7,12 +7,13 @@ data (the appearance styles are :data:`aims_lib.synth.appearance.STYLES`):
   space SMPLify fits (every shape component of the body, region directions for head, limb
   lengths per side, girths and belly, clothing and a diaper displaced along the normals);
 * ``photo`` (:mod:`aims_lib.synth.occlusion`): occluders over part of the body (hidden keypoints
-  ``v=1``), close and high cameras, and images cropped by the border (keypoints outside ``v=0``).
+  ``v=1``), close and high cameras, and images cropped by the border (keypoints outside ``v=0``);
+* ``pose`` (:mod:`aims_lib.synth.pose_shift`): the real proxy's poses leave the class tables
+  (wider and one-sided joint ranges, blends towards a neighbouring class, a hand on the body)
+  with labels the class rules still assign (``docs/pose_distributions.md``).
 
 The synthetic domain keeps every draw of the generator before these settings existed, so its
 images are byte-identical; nothing downstream (SMPLify, the classifiers) reads these settings.
-Both domains still draw poses from one sampler (:func:`aims_lib.synth.poses.sample_poses`): a
-pose distribution of the real proxy's own is issue 25's item 2, not yet here.
 """
 
 from __future__ import annotations
@@ -20,18 +21,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from aims_lib.synth import body_shift, occlusion
+from aims_lib.synth import body_shift, occlusion, pose_shift
 
 
 @dataclass(frozen=True)
 class DomainSettings:
-    """A domain's bodies and photographs."""
+    """A domain's bodies, poses and photographs."""
 
     body: body_shift.BodyShift
     photo: occlusion.PhotoSettings
+    pose: pose_shift.PoseShift
 
 
 DOMAIN_SETTINGS: Final[dict[str, DomainSettings]] = {
-    "synthetic": DomainSettings(body_shift.SYNTHETIC, occlusion.SYNTHETIC),
-    "real": DomainSettings(body_shift.REAL, occlusion.REAL),
+    "synthetic": DomainSettings(body_shift.SYNTHETIC, occlusion.SYNTHETIC, pose_shift.SYNTHETIC),
+    "real": DomainSettings(body_shift.REAL, occlusion.REAL, pose_shift.REAL),
 }

@@ -49,8 +49,9 @@ from aims_lib.data.format import (
 )
 from aims_lib.synth.occlusion import SYNTHETIC as PHOTO_SYNTHETIC
 
-#: 2: the real proxy's own bodies, occluders and framing (aims_lib.synth.domains).
-GENERATOR_VERSION: Final[str] = "2"
+#: 2: the real proxy's own bodies, occluders and framing; 3: and its own pose distribution
+#: (aims_lib.synth.domains).
+GENERATOR_VERSION: Final[str] = "3"
 CHUNK_SIZE: Final[int] = 32
 #: Paper scale: 198 of the 750 real images are the test split (Sec. 5); we hold out a further
 #: 10 % of the real images for validation (model selection never looks at the test split).
@@ -218,7 +219,7 @@ class _ChunkMaker:
         domain = samples[0].domain  # a chunk never mixes domains
         settings, model = DOMAIN_SETTINGS[domain], self.models[domain]
         betas = sample_shapes(rng, n, settings.body, model)
-        poses = sample_poses([s.fine for s in samples], rng, model, betas)
+        poses = sample_poses([s.fine for s in samples], rng, model, betas, shift=settings.pose)
         coco3d = coco17_keypoints(poses.vertices, poses.joints)  # the body's joints: before any clothing
         clothed = max(settings.body.diaper_mm + settings.body.clothing_mm) > 0
         records = []
@@ -265,8 +266,9 @@ class _ChunkMaker:
                 "body_pose": _round(poses.body_pose[i], 6),
                 "transl": _round(poses.transl[i], 6),
             }
-            if domain != "synthetic":  # how the real proxy's body left the fitted shape space
+            if domain != "synthetic":  # how the real proxy's body and pose left the fitted model and the tables
                 body_record["regions"] = _round(betas[i, own:], 5)
+                body_record["pose_shift"] = list(poses.tags[i])
                 if clothed:
                     body_record["clothing_m"] = {"diaper": round(diaper_m, 4), "garment": round(garment_m, 4)}
             annotation = {

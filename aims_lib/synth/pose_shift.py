@@ -24,7 +24,8 @@ body. A :class:`PoseShift` says how much of that the sampler adds, around step 1
 Labels stay rule-defined: every candidate still has to meet its class's predicates, the
 self-intersection test and the joint limits, or it is re-drawn. :data:`SYNTHETIC` changes
 nothing and draws nothing (the synthetic domain's random stream and samples are those of the
-sampler before shifts existed); :data:`REAL` is the real proxy's (:data:`POSE_SHIFTS` by domain).
+sampler before shifts existed); :data:`REAL` is the real proxy's
+(:data:`aims_lib.synth.domains.DOMAIN_SETTINGS` holds each domain's).
 """
 
 from __future__ import annotations
@@ -147,9 +148,6 @@ REAL: Final[PoseShift] = PoseShift(
     contact_share=0.5,
     contacts=("mouth", "belly", "thigh"),
 )
-
-#: The pose distribution of each generator domain.
-POSE_SHIFTS: Final[dict[str, PoseShift]] = {"synthetic": SYNTHETIC, "real": REAL}
 
 
 def _widen_range(r: Range, w_fraction: float, w_deg: float, limit: Range | None) -> Range:
