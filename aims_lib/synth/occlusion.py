@@ -48,7 +48,7 @@ from aims_lib.camera import OCCLUSION_TOL, Camera, project, sample_camera, to_ca
 from aims_lib.synth.appearance import SKIN_TONES
 
 __all__ = [
-    "CLEARANCE", "OCCLUDERS", "PHOTO_SETTINGS", "REAL", "SYNTHETIC", "Framing", "Occlusion", "PhotoSettings", "Shot",
+    "CLEARANCE", "OCCLUDERS", "REAL", "SYNTHETIC", "Framing", "Occlusion", "PhotoSettings", "Shot",
     "camera_for", "draws_occluder", "keeps_enough", "pick_shot", "sample_occluder",
 ]  # fmt: skip
 
@@ -229,7 +229,6 @@ REAL: Final[PhotoSettings] = PhotoSettings(
         min_keypoints=8,  # a cropped photo keeps about half the keypoints
     ),
 )
-PHOTO_SETTINGS: Final[dict[str, PhotoSettings]] = {"synthetic": SYNTHETIC, "real": REAL}
 
 
 def pick_shot(rng: np.random.Generator, framing: Framing) -> Shot:
