@@ -65,3 +65,16 @@ def test_pose_probes_refuse_a_dataset_without_real_test(aims_tiny: Path, tmp_pat
     no_test = dataclasses.replace(ds, samples=tuple(s for s in ds.samples if s.split != "test"))
     with pytest.raises(ValueError, match="need 3D keypoints of at least 2 synthetic images, real train and real test"):
         pose_card(no_test, hipc_cfg=FAST)
+
+
+def test_equal_step_epochs_by_hand() -> None:
+    from aims_lib.pose_card import equal_step_epochs
+
+    # quick data: 960 synthetic (8 batches of 128), 477 real train (4 batches): twice the epochs
+    assert equal_step_epochs(60, 960, 477, 128) == 120
+    assert equal_step_epochs(60, 960, 960, 128) == 60
+    assert equal_step_epochs(10, 100, 120, 128) == 10  # one batch each
+    assert equal_step_epochs(10, 100, 300, 128) == 3  # 1 / 3 batches: 3.3 epochs
+    assert equal_step_epochs(3, 10, 100, 8) == 1  # 2 / 13 batches of epochs: at least one
+    with pytest.raises(ValueError, match="n=0"):
+        equal_step_epochs(60, 960, 0, 128)
