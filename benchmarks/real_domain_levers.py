@@ -66,6 +66,32 @@ def probes(synthetic: list, real: list, size: int, seed: int, synthetic_features
     return out
 
 
+def synthetic_reference(out: Path, size: int, seed: int) -> tuple[list, np.ndarray]:
+    """The synthetic set every variant is compared with (1200 images, rendered once under
+    ``out``) and its card features."""
+    syn_dir = out / f"synthetic_{size}_{seed}"
+    generate(GeneratorConfig(1200, 0, size, seed, 1), syn_dir)
+    synthetic = list(load_dataset(syn_dir).samples)
+    return synthetic, crop_features(synthetic, size, desc="synthetic crops")
+
+
+def print_header(what: str, size: int, seed: int) -> None:
+    print(f"| {what} ({size} px, seed {seed}) | T->T coarse | S->T coarse | S+T->T coarse "
+          "| T->T fine | S->T fine | S+T->T fine |")
+    print("|---|---|---|---|---|---|---|")
+
+
+def print_row(name: str, key: str, out: Path, size: int, seed: int, reference: tuple[list, np.ndarray]) -> None:
+    """Render the real domain (750 images, in this process) into ``out/real_<key>_...`` (reused
+    when there) with whatever settings are patched in now, and print its probes as one row."""
+    out_dir = out / f"real_{key}_{size}_{seed}"
+    generate(GeneratorConfig(0, 750, size, seed, 1), out_dir)
+    synthetic, f_syn = reference
+    r = probes(synthetic, list(load_dataset(out_dir).samples), size, seed, f_syn)
+    print(f"| {name} | " + " | ".join(f"{r[f'{p} {lv}']:.1f}" for lv in ("coarse", "fine") for p in ("T->T", "S->T", "S+T->T"))
+          + " |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for the rendered sets (reused)")
@@ -80,22 +106,13 @@ def main() -> None:
     if args.style:
         variants = {"given style": json.loads(args.style)}
 
-    syn_dir = args.out / f"synthetic_{args.size}_{args.seed}"
-    generate(GeneratorConfig(1200, 0, args.size, args.seed, 1), syn_dir)
-    synthetic = list(load_dataset(syn_dir).samples)
-    f_syn = crop_features(synthetic, args.size, desc="synthetic crops")
-    print(f"| real-domain style ({args.size} px, seed {args.seed}) | T->T coarse | S->T coarse | S+T->T coarse "
-          "| T->T fine | S->T fine | S+T->T fine |")
-    print("|---|---|---|---|---|---|---|")
+    reference = synthetic_reference(args.out, args.size, args.seed)
+    print_header("real-domain style", args.size, args.seed)
     for name, fields in variants.items():
         style = {**plain, **fields} if not args.style else {**real, **fields}
         appearance.STYLES["real"] = replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in style.items()})
-        key = hashlib.sha1(json.dumps(style, sort_keys=True).encode()).hexdigest()[:10]
-        out_dir = args.out / f"real_{key}_{args.size}_{args.seed}"  # one folder per style: reruns reuse it
-        generate(GeneratorConfig(0, 750, args.size, args.seed, 1), out_dir)
-        r = probes(synthetic, list(load_dataset(out_dir).samples), args.size, args.seed, f_syn)
-        print(f"| {name} | " + " | ".join(f"{r[f'{p} {lv}']:.1f}" for lv in ("coarse", "fine") for p in ("T->T", "S->T", "S+T->T"))
-              + " |", flush=True)
+        key = hashlib.sha1(json.dumps(style, sort_keys=True).encode()).hexdigest()[:10]  # one folder per style
+        print_row(name, key, args.out, args.size, args.seed, reference)
     appearance.STYLES["real"] = base
 
 

@@ -3,7 +3,7 @@
 Renders the real domain (750 images, the quick profile's count) once per variant of its
 ``DomainSettings`` (``aims_lib.synth.domains``): none of the shifts, each shift alone, today's
 settings, and milder ones given as JSON overrides, and prints the card's probes for each
-(``real_domain_levers.probes``: T->T by 4-fold cross-validation inside the real domain, S->T and
+(``real_domain_levers.print_row``: T->T by 4-fold cross-validation inside the real domain, S->T and
 S+T->T on its test split; frozen ImageNet Lite0 features, linear classifier). Rendering runs in
 this process (one core) because the variants patch the settings table. About 2 minutes a
 variant on 2 cores, after a one-off synthetic set.
@@ -22,12 +22,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from real_domain_levers import probes
+from real_domain_levers import print_header, print_row, synthetic_reference
 
-from aims_lib.card import crop_features
-from aims_lib.data import load_dataset
 from aims_lib.synth import body_shift, domains, occlusion, pose_shift
-from aims_lib.synth.generator import GeneratorConfig, generate
 
 #: Each shift alone on top of the synthetic domain's settings, then all of them (today).
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -65,22 +62,13 @@ def main() -> None:
     base = domains.DOMAIN_SETTINGS["real"]
     variants = {v: json.loads(v) for v in args.variant} if args.variant else VARIANTS
 
-    syn_dir = args.out / f"synthetic_{args.size}_{args.seed}"
-    generate(GeneratorConfig(1200, 0, args.size, args.seed, 1), syn_dir)
-    synthetic = list(load_dataset(syn_dir).samples)
-    f_syn = crop_features(synthetic, args.size, desc="synthetic crops")
-    print(f"| real-proxy settings ({args.size} px, seed {args.seed}) | T->T coarse | S->T coarse | S+T->T coarse "
-          "| T->T fine | S->T fine | S+T->T fine |")
-    print("|---|---|---|---|---|---|---|")
+    reference = synthetic_reference(args.out, args.size, args.seed)
+    print_header("real-proxy settings", args.size, args.seed)
     for name, overrides in variants.items():
         settings = with_overrides(base, overrides)
         domains.DOMAIN_SETTINGS["real"] = settings
-        key = hashlib.sha1(repr(settings).encode()).hexdigest()[:10]
-        out_dir = args.out / f"real_{key}_{args.size}_{args.seed}"  # one folder per variant: reruns reuse it
-        generate(GeneratorConfig(0, 750, args.size, args.seed, 1), out_dir)
-        r = probes(synthetic, list(load_dataset(out_dir).samples), args.size, args.seed, f_syn)
-        print(f"| {name} | " + " | ".join(f"{r[f'{p} {lv}']:.1f}" for lv in ("coarse", "fine") for p in ("T->T", "S->T", "S+T->T"))
-              + " |", flush=True)
+        key = hashlib.sha1(repr(settings).encode()).hexdigest()[:10]  # one folder per variant
+        print_row(name, key, args.out, args.size, args.seed, reference)
     domains.DOMAIN_SETTINGS["real"] = base
 
 
