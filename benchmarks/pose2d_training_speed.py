@@ -22,12 +22,14 @@ import time
 
 import torch
 
-from aims_lib.machine import cpu_isa_level, cpu_name
+from aims_lib.machine import computes_bf16, cpu_isa_level, cpu_name
 from aims_lib.pose_branch.keypoints2d import CONFIG_DIR
+from aims_lib.pose_branch.mmcv_shim import import_mmpose
 from aims_lib.pose_branch.model_config import read_config
 
 
 def build(config_name: str, size: int) -> torch.nn.Module:
+    import_mmpose()
     from mmpose.apis import init_model
 
     cfg = read_config(CONFIG_DIR / config_name)
@@ -89,7 +91,7 @@ def main() -> None:
     torch.manual_seed(0)
     level = cpu_isa_level()
     print(f"CPU: {cpu_name()}; instruction-set level: {level}; torch {torch.__version__}, {args.threads} threads")
-    bf16 = [False] + ([True] if args.force_bf16 or "BF16" in level or "AMX" in level else [])
+    bf16 = [False] + ([True] if args.force_bf16 or computes_bf16() else [])
     print("| config | input | layout | precision | training img/s | flip-test inference img/s |")
     print("|---|---|---|---|---|---|")
     for size in args.size:

@@ -128,8 +128,10 @@ def test_results_json_has_the_documented_shape(smoke_run):
     assert results["seeds"] == [0, 1] and results["machine"]["cores"] >= 1 and results["machine"]["isa_level"]
     run = json.loads((root / "reports" / "run.json").read_text())  # where the time went (issue 26)
     assert list(run["stage_seconds"]) == ["01 generation", "01 card: image probes", "01 card: pose rows",
-                                          "03 2D training", "03 2D prediction", "03 SMPLify lift: annotated 2D",
-                                          "03 SMPLify lift: estimated 2D"]
+                                          "02 backbone start", "02 image-branch runs", "03 2D training",
+                                          "03 2D prediction", "03 SMPLify lift: annotated 2D",
+                                          "03 SMPLify lift: estimated 2D", "04 HIPC trainings", "05 LMMD weight sweep",
+                                          "05 adaptation methods"]
     assert all(v >= 0 for v in run["stage_seconds"].values())
     assert run["stage_seconds"]["03 2D training"] < run["wall_seconds"]["03_pose_branch"]
     full = results["accuracy"]["table2"]["fine"]["full"]

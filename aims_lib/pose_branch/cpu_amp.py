@@ -6,8 +6,12 @@ model's activations channels-last makes training of the small CPU HRNet about tw
 (measured on the project's machine kind, an AMX CPU, one torch thread with other jobs on the
 cores: the model's training step 22 -> 43 img/s; a whole 8-epoch run on the quick-size set 446
 -> 188 s, 31-42 -> 74-116 img/s, with the same accuracy within run-to-run noise, real-test
-PCK@0.05 0.091 vs 0.081). Without native bfloat16, autocasting would be slower than float32, so
-it is then off and training stays in float32 (and takes about twice as long).
+PCK@0.05 0.091 vs 0.081). Without native bfloat16, autocasting is far slower than float32, so
+it is then off and training stays in float32. Channels-last pays in float32 too, so the hook sets
+it on every CPU. ``python benchmarks/pose2d_training_speed.py`` (the Lite0 config's training step,
+batch 32, 2 threads of an AMD EPYC with AVX-512 BF16; images/s): float32 28.1 contiguous, 42.6
+channels-last, bfloat16 channels-last 48.7; with oneDNN and ATen held to AVX2 (what an AVX2-only
+CPU runs): float32 28.6 contiguous, 36.1 channels-last, bfloat16 2.7.
 
 A config enables it with (``configs/pose2d/hrnet_w16s_96x96_fast.py``)::
 
@@ -58,13 +62,13 @@ class CpuBf16OptimWrapper(OptimWrapper):
 
 @HOOKS.register_module()
 class CpuBf16Hook(Hook):
-    """Before the run: the model channels-last (on a CPU with native bfloat16, where oneDNN's
-    bfloat16 convolutions want it), and the heatmap head's output cast to float32 (mmpose's
-    training accuracy converts it to NumPy, which has no bfloat16)."""
+    """Before the run: the model channels-last on any CPU (oneDNN's preferred layout, in float32
+    as in bfloat16), and the heatmap head's output cast to float32 (mmpose's training accuracy
+    converts it to NumPy, which has no bfloat16)."""
 
     def before_run(self, runner: Any) -> None:
         model = runner.model
-        if _on_cpu(model) and computes_bf16():
+        if _on_cpu(model):
             model.to(memory_format=torch.channels_last)
         final = getattr(getattr(model, "head", None), "final_layer", None)
         if final is not None:

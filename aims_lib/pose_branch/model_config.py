@@ -46,7 +46,9 @@ RUN_CONFIG_FILE: Final[str] = "config.json"
 #: What run directories held before: the merged config as Python (refused unless trusted).
 LEGACY_RUN_CONFIG_FILE: Final[str] = "config.py"
 #: Modules of ours that register mmpose components; the only ``custom_imports`` a JSON config may name.
-OWN_REGISTRATIONS: Final[tuple[str, ...]] = ("aims_lib.pose_branch.mmpose_backbone", "aims_lib.pose_branch.cpu_amp")
+OWN_REGISTRATIONS: Final[tuple[str, ...]] = (
+    "aims_lib.pose_branch.mmpose_backbone", "aims_lib.pose_branch.mmpose_neck", "aims_lib.pose_branch.cpu_amp",
+)
 #: Visualisation backends that write local files; the others (W&B, MLflow, ClearML, Neptune, ...) reach the network.
 LOCAL_VIS_BACKENDS: Final[frozenset[str]] = frozenset({"LocalVisBackend", "TensorboardVisBackend"})
 SCOPES: Final[frozenset[str]] = frozenset({"mmpose", "mmengine"})
