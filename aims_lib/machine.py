@@ -1,9 +1,9 @@
 """The machine a run ran on: CPU model, instruction-set level, cores, libraries, GPU.
 
 CPU runs are deterministic per CPU kind only (oneDNN and ATen pick kernels by instruction set),
-and their speed depends on it more than on anything else: the 2D estimator trains about 7 times
-faster with native bfloat16 than on an AVX2-only CPU of the same family (issue 26). So every
-timing and result names its CPU and level.
+and their speed differs by kind: the 2D estimator once trained at 5 images/s on an AVX2-only AMD
+EPYC and at 38 on one with AVX-512 BF16 (issue 26). So every timing and result names its CPU
+and level.
 
 The level is the lowest of what the CPU has and what oneDNN is allowed to use
 (``ONEDNN_MAX_CPU_ISA``): holding oneDNN to ``AVX2`` on an AVX-512 machine (with
