@@ -156,7 +156,6 @@ class BenchmarkCard:
             rows.append(row)
         return rows
 
-
     def subset_rows(self) -> list[dict]:
         """One row per photo subset: its size and ``T->T`` / ``S->T all`` per level with intervals."""
         rows: dict[str, dict[str, object]] = {}
@@ -292,7 +291,7 @@ def benchmark_card(
     te_rows = np.array([real_index[s.image_id] for s in real_test], dtype=np.int64)
 
     results, subsets = [], []
-    subset_of = photo_subsets(dataset, real)
+    subset_of = np.array(photo_subsets(dataset, real) or [], dtype=object)
     for level in LEVELS:
         y_syn, y_real = _labels(synthetic, level), _labels(real, level)
 
@@ -316,8 +315,8 @@ def benchmark_card(
         results.append(scored("S->T all", syn_to_real, y_real, len(synthetic)))
         ceiling = cross_validated(f_real)
         results.append(scored("T->T", ceiling, y_real, len(real) * (folds - 1) // folds))
-        for name in sorted(set(subset_of or ())):
-            rows = np.array([t == name for t in subset_of or ()])
+        for name in sorted(set(subset_of)):
+            rows = subset_of == name
             hit_t, hit_s = ceiling[rows] == y_real[rows], syn_to_real[rows] == y_real[rows]
             subsets.append(SubsetResult(name, level, int(rows.sum()), float(hit_t.mean() * 100),
                                         bootstrap_interval(hit_t, seed=seed), float(hit_s.mean() * 100),

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from aims_lib.data.format import atomic_write_bytes
-from aims_lib.machine import machine
-from aims_lib.stage_times import stages_since
-from aims_lib.profiles import reports_path
+from aims_lib.machine import cpu_isa_level, machine
 from aims_lib.pose_branch.model_config import CONFIG_DIR, check_config_path
+from aims_lib.profiles import reports_path
+from aims_lib.stage_times import stages_since
 from aims_lib.workspace import DEVICES, resolve_device
 
 REPO = Path(__file__).resolve().parents[1]
@@ -334,6 +334,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         resolve_device(args.device)
     except ValueError as exc:
         parser.exit(2, f"{parser.prog}: error: --device: {exc}\n")
+    try:  # 2D training (notebook 03) and run.json read the level: a bad hold fails here, not there
+        cpu_isa_level()
+    except ValueError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
     for name in ("data_dir", "smil_model", "pose2d_checkpoint", "pretrained"):
         value = getattr(args, name)
         if value and not Path(value).exists():

@@ -74,8 +74,8 @@ def main() -> None:
         for r in first.subsets:
             if r.level != "coarse":
                 continue
-            cells = [" / ".join(f"{x.t_to_t:.1f}" + f" / {x.s_to_t:.1f}" for x in c.subsets if x.subset == r.subset
-                     and x.level == "coarse") for c in cards.values()]
+            same = [next((x for x in c.subsets if (x.subset, x.level) == (r.subset, "coarse")), None) for c in cards.values()]
+            cells = [f"{x.t_to_t:.1f} / {x.s_to_t:.1f}" if x else "-" for x in same]
             print(f"| {r.subset} ({r.n}) | coarse | " + " | ".join(cells) + " |")
     for seed, curve in curves.items():
         print(f"seed {seed}: coarse T->T by real training images: " + ", ".join(f"{n}: {a:.1f}" for n, a in curve))

@@ -35,3 +35,20 @@ def test_the_machine_record_names_cpu_level_and_cores():
     assert record["isa_level"].split(" (")[0] in machine.LEVELS
     assert record["cores"] >= 1 and record["cpu"]
     assert record["native_bf16"] == machine.computes_bf16()
+
+
+def test_reproduce_refuses_an_unknown_hold_before_notebook_01(tmp_path, monkeypatch, capsys):
+    from aims_lib import reproduce
+
+    def never(*args, **kwargs):
+        raise AssertionError("a notebook ran although ONEDNN_MAX_CPU_ISA was refused")
+
+    monkeypatch.setattr(reproduce, "run_notebooks", never)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx3")
+    with pytest.raises(SystemExit) as exc:
+        reproduce.main(["--profile", "smoke", "--device", "cpu", "--reports", str(tmp_path)])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "python -m aims_lib.reproduce: error: ONEDNN_MAX_CPU_ISA='AVX3' is not a oneDNN instruction-set name "
+        "(e.g. AVX2, AVX512_CORE, ALL)"]
+    assert not any(tmp_path.iterdir())
