@@ -12,6 +12,11 @@ SEED ?= 0
 # More training seeds on the same data, e.g. SEEDS="0 1 2" (README: "Results of a quick run").
 SEEDS ?=
 DEVICE ?= auto
+# DRY_RUN=1: the profile's code path on a handful of images and a few iterations per stage, e.g.
+# PROFILE=paper on the CPU in minutes (reports/<profile>-dry-run; its numbers mean nothing).
+DRY_RUN ?=
+# GPUS=N: N processes (one per GPU) train each image-branch run under torchrun (README: "The paper profile on a GPU").
+GPUS ?= 1
 PYTEST_ARGS ?=
 # Real data and weights (README: "Real data"): empty means the embedded benchmark and the
 # packaged ImageNet weights of the profile's backbone (or a synthetic stand-in where there are none).
@@ -52,7 +57,7 @@ test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 reproduce: venv
-	$(PY) -m aims_lib.reproduce --profile $(PROFILE) --seed $(SEED) --device $(DEVICE) $(if $(SEEDS),--train-seeds $(SEEDS)) \
+	$(PY) -m aims_lib.reproduce --profile $(PROFILE) --seed $(SEED) --device $(DEVICE) --gpus $(GPUS) $(if $(DRY_RUN),--dry-run) $(if $(SEEDS),--train-seeds $(SEEDS)) \
 		$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(SMIL),--smil-model $(SMIL)) \
 		$(if $(POSE2D_CHECKPOINT),--pose2d-checkpoint $(POSE2D_CHECKPOINT)) $(if $(POSE2D_CONFIG),--pose2d-config $(POSE2D_CONFIG)) \
 		$(if $(PRETRAINED),--pretrained $(PRETRAINED)) \

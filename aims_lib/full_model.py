@@ -18,6 +18,7 @@ Sources: ``docs/references.md#paper``, ``docs/references.md#hipc``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +33,8 @@ from aims_lib.evaluate import classification_report
 from aims_lib.hipc import HIPCTrainConfig, HIPCTrainResult, coarse_marginal, coarse_of_fine, predict_hipc, train_hipc
 from aims_lib.pose_branch.lifting import Pose3DSet, ground_truth_3d_camera
 from aims_lib.statistics import Accuracy, Comparison, accuracy, paired_comparison, summarise_seeds
+
+log = logging.getLogger(__name__)
 
 #: Sources of 3D keypoints: the dataset's ground truth in the camera frame, SMPLify fitted to the
 #: annotated 2D keypoints, SMPLify fitted to the estimated ones.
@@ -108,11 +111,23 @@ def training_plan(train_keypoints: str, seeds: Sequence[int]) -> list[RunKey]:
     return plan + [(train_keypoints, model, k) for k in more for model in MODELS]
 
 
+def trainable_rows(data: HipcData, source: str) -> int:
+    """Training images of ``source`` whose 3D keypoints exist (SMPLify did not fail)."""
+    keypoints = data.keypoints[source]["train"]
+    return int(np.isfinite(keypoints).reshape(len(keypoints), -1).all(1).sum())
+
+
 def train_plan(data: HipcData, plan: Sequence[RunKey], **settings: Any) -> dict[RunKey, HIPCTrainResult]:
     """Train every classifier of ``plan`` (:class:`~aims_lib.hipc.HIPCTrainConfig` ``settings``
-    with the run's seed) and select it on real val with the deployable input (module docstring)."""
+    with the run's seed) and select it on real val with the deployable input (module docstring).
+    A source with fewer than 2 trainable rows (every fit failed, e.g. from a 2D model trained for
+    one epoch) is left out with a warning rather than stopping the others."""
     out = {}
     for source, model, k in plan:
+        if (rows := trainable_rows(data, source)) < 2:
+            log.warning("HIPC %s on %s, seed %d: not trained, %d training images have 3D keypoints (the others' fits "
+                        "failed)", model, source, k, rows)
+            continue
         full = model == "full_model"
         out[source, model, k] = train_hipc(
             data.keypoints[source]["train"], data.fine["train"], HIPCTrainConfig(hierarchical=full, **{**settings, "seed": k}),
@@ -240,6 +255,10 @@ class DeployedPredictions:
 
 def deployed_predictions(models: Mapping[RunKey, HIPCTrainResult], data: HipcData, train_keypoints: str, seed: int) -> DeployedPredictions:
     """The Table 2 classifiers (trained on ``train_keypoints``) of training seed ``seed`` on real test."""
+    missing = [model for model in MODELS if (train_keypoints, model, seed) not in models]
+    if missing:
+        raise ValueError(f"no {' and '.join(missing)} trained on {train_keypoints} (seed {seed}): too few of its fits "
+                         "succeeded (train_plan's warning); train on another source (train_keypoints)")
     pose, full = models[train_keypoints, "pose_branch", seed], models[train_keypoints, "full_model", seed]
     return DeployedPredictions(data.fine["test"], predict(pose, data).argmax(1), predict(full, data))
 

@@ -16,6 +16,11 @@ pose branch's own instruments, each with a 95 % percentile-bootstrap interval ov
     train split is about half the synthetic set, and at the same epochs its model was
     under-trained, 85.4 % against 90.4 % with equal steps on the quick data, seed 0);
 
+- 2D transfer (:func:`pose2d_transfer`, notebook 03, where the 2D estimator trains): PCK@0.05
+  on the real test split of the 2D estimator trained on synthetic images only and of the one
+  trained on both domains (the pipeline's), and their paired difference: what the target's
+  keypoint labels add, i.e. how far the 2D estimator meets a shift;
+
 - fit probes: PA-MPJPE (nose-to-pelvis units) of SMPLify with the standard body from
   *annotated* 2D keypoints, on up to ``n_fit`` synthetic images and on the real test split:
   whether the fit meets bodies its model cannot represent.
@@ -99,6 +104,52 @@ class PoseCard:
     def to_dict(self) -> dict[str, Any]:
         return {"probes": {f"{r.probe}/{r.level}": asdict(r) for r in self.classifier},
                 "fit": {f.domain: asdict(f) for f in self.fit}, "validity": self.validity()}
+
+
+@dataclass(frozen=True)
+class Pose2DTransfer:
+    """PCK@``threshold`` on the real test split of a 2D estimator trained on synthetic images
+    only and of one trained on both domains, each with its interval, and ``both`` minus
+    ``synthetic only`` in points, paired over the same images."""
+
+    threshold: float
+    synthetic_only: float  # PCK, fraction
+    synthetic_only_ci: tuple[float, float]
+    both: float
+    both_ci: tuple[float, float]
+    difference: float  # points
+    difference_ci: tuple[float, float]
+    n: int
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [
+            {"probe": f"2D PCK@{self.threshold:g}, real test, trained on {name}", "value": f"{value:.3f}",
+             "95% CI": f"[{ci[0]:.3f}, {ci[1]:.3f}]", "train / test": f"{domains} / {self.n}"}
+            for name, domains, value, ci in (("synthetic only", "synthetic", self.synthetic_only, self.synthetic_only_ci),
+                                             ("both domains", "synthetic + real", self.both, self.both_ci))
+        ] + [{"probe": "2D PCK, both minus synthetic only (paired, points)", "value": f"{self.difference:+.1f}",
+              "95% CI": f"[{self.difference_ci[0]:+.1f}, {self.difference_ci[1]:+.1f}]", "train / test": f"- / {self.n}"}]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def pose2d_transfer(test: Sequence[Sample], synthetic_only: np.ndarray, both: np.ndarray, threshold: float = 0.05,
+                    seed: int = 0) -> Pose2DTransfer:
+    """:class:`Pose2DTransfer` from two estimators' keypoints (N, 17, 2) on the ``test`` images."""
+    from aims_lib.pose_branch.keypoints2d import pck_counts
+    from aims_lib.statistics import paired_rate_difference
+
+    if not test or len(synthetic_only) != len(test) or len(both) != len(test):
+        raise ValueError(f"pose2d_transfer: {len(test)} test images, {len(synthetic_only)} and {len(both)} keypoint rows")
+    hits_s, counts = pck_counts(test, synthetic_only, threshold)
+    hits_b, _ = pck_counts(test, both, threshold)
+    if counts.sum() == 0:
+        raise ValueError("pose2d_transfer: no labelled keypoint on the test images")
+    difference, low, high = paired_rate_difference(hits_s, hits_b, counts, seed)
+    return Pose2DTransfer(threshold, float(hits_s.sum() / counts.sum()), pooled_rate_interval(hits_s, counts, seed),
+                          float(hits_b.sum() / counts.sum()), pooled_rate_interval(hits_b, counts, seed),
+                          difference, (low, high), len(test))
 
 
 def _keypoints(samples: Sequence[Sample]) -> np.ndarray:

@@ -41,6 +41,10 @@ class Profile:
     pose2d_config: str  # mmpose config file under configs/pose2d (pose branch)
     pose2d_epochs: int
     pose2d_batch: int
+    #: Also train the 2D estimator on synthetic images only, for the card's 2D row
+    #: (aims_lib.pose_card.pose2d_transfer): one more 2D training. Off in quick, where it would
+    #: leave the time budget (docs/decisions.md; notebook 03's pose2d_synthetic_only turns it on).
+    pose2d_synthetic_only: bool = True
     hipc_epochs: int = 60  # HIPC and pose-branch classifier (the reference's 60; lr step at half)
     hipc_batch: int = 128
     #: Leading backbone stages frozen and cached (0: DSAN's full fine-tuning; the paper profile).
@@ -57,6 +61,14 @@ class Profile:
     #: source only (the largest domain gap): the four runs took 138 s on 2 CPU cores (about 35 s
     #: each), both sources would double that and leave the quick budget.
     uda_sources: tuple[str, ...] = ("synthetic", "synthetic+real")
+    #: The 3D keypoints HIPC and the pose branch train on (notebook 04): gt3d | smplify_gt2d |
+    #: smplify_estimated (the deployable input: SMPLify fitted to the estimated 2D keypoints).
+    hipc_keypoints: str = "smplify_estimated"
+    #: LMMD weights of notebook 05's sweep (0: the source-only run).
+    lmmd_sweep: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5, 1.0)
+    #: A dry run (:func:`dry_run`): this profile's code path on a handful of images and a few
+    #: iterations per stage; its numbers mean nothing.
+    dry_run: bool = False
 
 
 PROFILES: Final[dict[str, Profile]] = {
@@ -70,7 +82,7 @@ PROFILES: Final[dict[str, Profile]] = {
         Profile("quick", n_synthetic=1200, n_real=750, render_size=224,
                 image_arch="efficientnet_lite0", image_size=160, image_epochs=12, image_iters=25, image_batch=32,
                 pretrain_epochs=12, pretrain_iters=40, image_freeze_stages=7, uda_sources=("synthetic",),
-                pose2d_config="lite0_160x160.py", pose2d_epochs=8, pose2d_batch=32,
+                pose2d_config="lite0_160x160.py", pose2d_epochs=8, pose2d_batch=32, pose2d_synthetic_only=False,
                 hipc_epochs=30),
         Profile("paper", n_synthetic=4000, n_real=750, render_size=256,
                 image_arch="resnet50", image_size=224, image_epochs=20, image_iters=500, image_batch=32,
@@ -80,16 +92,47 @@ PROFILES: Final[dict[str, Profile]] = {
 }
 
 
-def get_profile(name: str, **overrides: Any) -> Profile:
-    """The named profile, with any non-``None`` overrides applied."""
+#: What a dry run shrinks: image counts, epochs, iterations, batches and the LMMD sweep (two
+#: weights). Everything else (the networks, input and render sizes, frozen stages, pretraining
+#: fallback, sources, methods) stays the profile's, so the dry run walks the profile's code path,
+#: with two exceptions that smoke runs instead: the second, synthetic-only 2D training, and HIPC
+#: on the estimated keypoints' fits (a 2D model trained for one epoch fails every fit, so HIPC
+#: trains on the fits to the annotated 2D; the estimated ones are still scored).
+DRY_RUN_SETTINGS: Final[dict[str, Any]] = {
+    "n_synthetic": 16, "n_real": 24, "image_epochs": 1, "image_iters": 2, "image_batch": 2, "pretrain_epochs": 1,
+    "pretrain_iters": 2, "pose2d_epochs": 1, "pose2d_batch": 4, "hipc_epochs": 2, "hipc_batch": 16,
+    "lmmd_sweep": (0.0, 0.5), "pose2d_synthetic_only": False, "hipc_keypoints": "smplify_gt2d",
+}
+
+
+def dry_run(profile: Profile) -> Profile:
+    """``profile`` cut to :data:`DRY_RUN_SETTINGS`, named ``<name>-dry-run`` (its reports and
+    embedded data get their own folders): e.g. the paper profile's ResNet-50, HRNet-W32, 256 px
+    renders and both adaptation sources on the CPU in minutes, before a GPU's hours are spent."""
+    if profile.dry_run:
+        return profile
+    return Profile(**{**profile.__dict__, **DRY_RUN_SETTINGS, "name": f"{profile.name}-dry-run", "dry_run": True})
+
+
+def get_profile(name: str, dry: bool = False, **overrides: Any) -> Profile:
+    """The named profile, with any non-``None`` overrides applied; ``dry``: its :func:`dry_run`."""
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; valid: {', '.join(PROFILES)}")
     known = {f.name for f in fields(Profile)}
     unknown = set(overrides) - known
     if unknown:
         raise ValueError(f"unknown profile settings {sorted(unknown)}; valid: {sorted(known - {'name'})}")
-    base = PROFILES[name]
+    base = dry_run(PROFILES[name]) if dry else PROFILES[name]
     return Profile(**{**base.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def switch(name: str, value: str) -> bool | None:
+    """A notebook's on/off parameter as a profile override: ``""`` keeps the profile's choice
+    (None), ``"on"`` / ``"off"`` set it."""
+    choices = {"": None, "on": True, "off": False}
+    if value not in choices:
+        raise ValueError(f"{name} must be '' (the profile's choice), 'on' or 'off', got {value!r}")
+    return choices[value]
 
 
 def embedded_data_dir(profile: str, seed: int) -> Path:

@@ -22,7 +22,7 @@ from typing import Any
 from aims_lib.data.format import atomic_write_bytes
 from aims_lib.machine import cpu_isa_level, machine
 from aims_lib.pose_branch.model_config import CONFIG_DIR, check_config_path
-from aims_lib.profiles import reports_path
+from aims_lib.profiles import get_profile, reports_path
 from aims_lib.stage_times import stages_since
 from aims_lib.workspace import DEVICES, resolve_device
 
@@ -150,6 +150,7 @@ def collect_results(out_dir: Path, parameters: dict[str, Any], walls: dict[str, 
     device = next((r["device"] for r in (full, pose, image) if r.get("device")), parameters.get("device"))
     return {
         "profile": parameters["profile"],
+        "dry_run": bool(parameters.get("dry_run", False)),  # True: a check of the code path, numbers meaningless
         "seed": parameters["seed"],
         "device": device,
         "data": dataset.get("data", "embedded"),
@@ -164,7 +165,7 @@ def collect_results(out_dir: Path, parameters: dict[str, Any], walls: dict[str, 
         "smplify": smplify,
         "pose2d": pose2d,
         "image_backbone": {"name": backbone.get("name"), "weights": backbone.get("weights")},
-        "card": dataset.get("card"),
+        "card": {**dataset["card"], "pose2d": pose.get("card_pose2d")} if dataset.get("card") else None,
         "machine": machine(),
         "wall_seconds": walls,
     }
@@ -178,7 +179,8 @@ def results_markdown(results: dict[str, Any]) -> str:
 
     data = "embedded benchmark" if results["data"] == "embedded" else "real data"
     body = results.get("synthetic_body", "procedural")
-    ours = f"ours ({data}{'' if body == 'procedural' else f', synthetic images of {body}'}, {results['profile']})"
+    run = f"{results['profile']} DRY RUN, numbers meaningless" if results.get("dry_run") else results["profile"]
+    ours = f"ours ({data}{'' if body == 'procedural' else f', synthetic images of {body}'}, {run})"
     rows = []
     for table, key, paper in (("2", "table2", PAPER_TABLE2), ("3", "table3", PAPER_TABLE3)):
         for group, row in results[key].items():
@@ -206,6 +208,9 @@ def results_markdown(results: dict[str, Any]) -> str:
         from aims_lib.image_branch.comparison import table_rows
 
         out += "\n\n" + markdown_table(table_rows(results["uda_methods"]))
+    if results.get("dry_run"):
+        out = ("**DRY RUN**: the profile's code path on a handful of images and a few iterations; these numbers "
+               "mean nothing.\n\n" + out)
     return out
 
 
@@ -302,7 +307,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--train-seeds", type=int, nargs="*", default=[],
                         help="more training seeds for the image branch and HIPC on the same data (mean and sd beside "
                              "the intervals); the run of --seed is always one of them")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="the profile's code path on a handful of images and a few iterations per stage, e.g. the "
+                             "paper profile on the CPU in minutes; reports go to reports/<profile>-dry-run and are "
+                             "marked as a dry run (its numbers mean nothing)")
     parser.add_argument("--device", default="auto", help=f"{', '.join(DEVICES)} (checked before the first notebook runs)")
+    parser.add_argument("--gpus", type=int, default=1,
+                        help="processes (one per GPU) that train each image-branch run under torchrun, the global batch "
+                             "split over them (notebooks 02 and 05); 1: the notebook's own process")
     parser.add_argument("--reports", type=Path, default=REPO / "reports", help="reports root")
     parser.add_argument("--only", nargs="*", default=None, help="notebook name prefixes, e.g. 01 02")
     parser.add_argument("--table", type=Path, default=None, metavar="RESULTS_JSON",
@@ -348,9 +360,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         selection = [nb for nb in selection if any(nb.name.startswith(p) for p in args.only)]
     if not selection:
         parser.error("no notebooks to run (notebooks/NN_*.ipynb)")
-    out_dir = reports_path(args.profile, args.seed, args.data_dir, root=args.reports, smil_model=args.smil_model)
+    run_name = get_profile(args.profile, dry=args.dry_run).name
+    out_dir = reports_path(run_name, args.seed, args.data_dir, root=args.reports, smil_model=args.smil_model)
     params = {"profile": args.profile, "seed": args.seed, "device": args.device,
               "reports_dir": str(out_dir)}
+    if args.dry_run:
+        params["dry_run"] = True
+    if args.gpus < 1:
+        parser.error(f"--gpus must be >= 1, got {args.gpus}")
+    if args.gpus > 1:  # notebooks 02 and 05 read it
+        params["gpus"] = args.gpus
     if args.train_seeds:  # notebooks 02 and 04 read it
         params["train_seeds"] = " ".join(map(str, args.train_seeds))
     params |= {k: str(Path(v).resolve()) for k in ("data_dir", "smil_model", "pose2d_checkpoint", "pretrained")

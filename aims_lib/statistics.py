@@ -108,6 +108,23 @@ def pooled_rate_interval(hits: np.ndarray, counts: np.ndarray, seed: int = 0, n_
     return float(lo), float(hi)
 
 
+def paired_rate_difference(hits_a: np.ndarray, hits_b: np.ndarray, counts: np.ndarray, seed: int = 0,
+                           n_boot: int = N_BOOT, level: float = LEVEL) -> tuple[float, float, float]:
+    """``b`` minus ``a`` of two pooled rates on the same images, in points, with a percentile
+    bootstrap interval that resamples whole images for both at once (paired):
+    ``100 * (sum(hits_b) - sum(hits_a)) / sum(counts)``. E.g. PCK of two keypoint estimators,
+    ``hits`` their correct and ``counts`` the labelled keypoints per image."""
+    a, b, c = (np.asarray(x, np.float64) for x in (hits_a, hits_b, counts))
+    if not a.shape == b.shape == c.shape or a.ndim != 1 or a.size == 0 or c.sum() <= 0:
+        raise ValueError(f"need equal 1-D per-image hits and counts with some counts, got {a.shape}, {b.shape} and {c.shape}")
+    idx = _resamples(len(c), seed, n_boot)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot = (b[idx].sum(1) - a[idx].sum(1)) / c[idx].sum(1) * 100.0
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.nanquantile(boot, [alpha, 1 - alpha])
+    return float((b.sum() - a.sum()) / c.sum() * 100.0), float(lo), float(hi)
+
+
 def mcnemar_exact(a_only: int, b_only: int) -> float:
     """Two-sided exact McNemar p-value from the discordant counts (see the module docstring)."""
     if a_only < 0 or b_only < 0:

@@ -111,18 +111,24 @@ class NotebookContext:
             raise FileNotFoundError(f"{self.data_path} holds no dataset yet: run notebook 01 first (it prepares it)")
         return load_dataset(self.data_path)
 
-    @staticmethod
-    def data_label(ds: AimsDataset) -> str:
-        """How results on ``ds`` are labelled: the embedded benchmark or real data."""
-        return "embedded benchmark" if data_kind(ds.info) == "embedded" else "real data"
+    def data_label(self, ds: AimsDataset) -> str:
+        """How results on ``ds`` are labelled: the embedded benchmark or real data, and a dry run
+        as one (its numbers mean nothing)."""
+        label = "embedded benchmark" if data_kind(ds.info) == "embedded" else "real data"
+        return f"DRY RUN (numbers meaningless), {label}" if self.profile.dry_run else label
 
 
 def notebook_context(
     profile: str, seed: int, device: str = "auto", reports_dir: str | Path = "", data_dir: str | Path = "",
-    smil_model: str | Path = "", **profile_overrides: Any,
+    smil_model: str | Path = "", dry_run: bool = False, **profile_overrides: Any,
 ) -> NotebookContext:
-    """The context of a notebook run from its ``parameters`` (the figure and run folders exist)."""
-    prof = get_profile(profile, **profile_overrides)
+    """The context of a notebook run from its ``parameters`` (the figure and run folders exist);
+    ``dry_run``: the profile's :func:`aims_lib.profiles.dry_run`, announced on the first line."""
+    prof = get_profile(profile, dry=dry_run, **profile_overrides)
+    if prof.dry_run:
+        print(f"DRY RUN of the {profile} profile's code path ({prof.n_synthetic} + {prof.n_real} images, "
+              f"{prof.image_iters} iterations per epoch): it checks that everything runs; its numbers mean nothing")
+    profile = prof.name  # a dry run's data and reports have folders of their own
     user_data = Path(data_dir).resolve() if data_dir else None
     smil = Path(smil_model).resolve() if smil_model else None
     synthetic_path = None
@@ -136,7 +142,12 @@ def notebook_context(
         synthetic_path = user_data.parent / f"{user_data.name}-synthetic-{tag}"
         data_path = user_data.parent / f"{user_data.name}+synthetic-{tag}"
     out_dir = Path(reports_dir) if reports_dir else reports_path(profile, seed, data_dir, smil_model=smil_model)
-    ctx = NotebookContext(prof, seed, resolve_device(device), out_dir, data_path, user_data, generated, synthetic_path, smil)
+    resolved = resolve_device(device)
+    if resolved.startswith("cuda"):
+        from aims_lib.determinism import repeatable_cuda
+
+        print(f"{resolved}: repeatable CUDA settings {repeatable_cuda()}")
+    ctx = NotebookContext(prof, seed, resolved, out_dir, data_path, user_data, generated, synthetic_path, smil)
     ctx.fig_dir.mkdir(parents=True, exist_ok=True)
     return ctx
 
@@ -181,6 +192,8 @@ def write_record(target: NotebookContext | str | Path, name: str, record: Mappin
     """Write a notebook's record ``<name>.json`` into the reports folder (a context's or the one
     given), :func:`json_ready` and atomically, so that a reader never sees half of it."""
     out_dir = target.out_dir if isinstance(target, NotebookContext) else Path(target)
+    if isinstance(target, NotebookContext) and target.profile.dry_run:
+        record = {"dry_run": True, **record}
     path = out_dir / f"{name}.json"
     atomic_write_bytes(path, json.dumps(json_ready(record), indent=2, allow_nan=False).encode())
     return path

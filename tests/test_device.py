@@ -70,3 +70,24 @@ def test_a_notebook_context_checks_its_device(tmp_path: Path, monkeypatch: pytes
         notebook_context("smoke", 0, "cuda", reports_dir=tmp_path / "r")
     assert not (tmp_path / "r").exists()
     assert notebook_context("smoke", 0, "auto", reports_dir=tmp_path / "r").device == "cpu"
+
+
+def test_reproduce_passes_gpus_and_the_dry_run_to_the_notebooks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen = {}
+
+    def record(parameters: dict, out_dir: Path, selection: object = None) -> dict:
+        seen.update(parameters=parameters, out_dir=out_dir)
+        raise reproduce.NotebookFailed("stopped by the test")
+
+    monkeypatch.setattr(reproduce, "reproduce", record)
+    assert reproduce.main(["--profile", "paper", "--dry-run", "--gpus", "2", "--device", "cpu",
+                           "--reports", str(tmp_path)]) == 1
+    assert seen["parameters"]["gpus"] == 2 and seen["parameters"]["dry_run"] is True
+    assert seen["parameters"]["profile"] == "paper" and seen["out_dir"] == tmp_path / "paper-dry-run" / "seed0"
+    reproduce.main(["--profile", "smoke", "--device", "cpu", "--reports", str(tmp_path)])
+    assert "gpus" not in seen["parameters"] and "dry_run" not in seen["parameters"]  # the notebooks' defaults
+    with pytest.raises(SystemExit):
+        reproduce.main(["--profile", "smoke", "--gpus", "0", "--reports", str(tmp_path)])
+    assert "--gpus must be >= 1, got 0" in capsys.readouterr().err

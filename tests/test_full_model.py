@@ -117,6 +117,21 @@ def test_train_plan_gives_each_model_its_inputs_and_selects_on_the_deployable_in
     assert val_pose is val_full is data.keypoints["smplify_estimated"]["val"]
 
 
+def test_a_source_whose_fits_all_failed_is_left_out_with_a_warning(monkeypatch, caplog) -> None:
+    data = _data()
+    data.keypoints["smplify_estimated"]["train"][:] = np.nan  # every fit failed (a 2D model of one epoch)
+    data.keypoints["smplify_gt2d"]["train"][1] = np.nan  # one fit left: too few
+    monkeypatch.setattr(full_model, "train_hipc", lambda keypoints, labels, cfg, **kw: _result(cfg.hierarchical, cfg.seed))
+    plan = training_plan("smplify_estimated", [0])
+    with caplog.at_level("WARNING", logger="aims_lib.full_model"):
+        models = train_plan(data, plan, epochs=2)
+    assert list(models) == [("gt3d", "pose_branch", 0), ("gt3d", "full_model", 0)]
+    assert "pose_branch on smplify_estimated, seed 0: not trained, 0 training images" in caplog.text
+    assert "pose_branch on smplify_gt2d, seed 0: not trained, 1 training images" in caplog.text
+    with pytest.raises(ValueError, match="no pose_branch and full_model trained on smplify_estimated .seed 0."):
+        full_model.deployed_predictions(models, data, "smplify_estimated", 0)
+
+
 def test_scores_by_source_with_each_test_input_and_the_true_coarse_label(monkeypatch) -> None:
     monkeypatch.setattr(full_model, "predict_hipc", _fake_predict)
     data = _data()

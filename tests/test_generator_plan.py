@@ -67,3 +67,33 @@ def test_profiles_are_data():
         get_profile("huge")
     with pytest.raises(ValueError, match="unknown profile settings"):
         get_profile("quick", epochs=3)
+
+
+def test_on_off_parameters_override_the_profile():
+    from aims_lib.profiles import switch
+
+    assert [switch("x", v) for v in ("", "on", "off")] == [None, True, False]
+    quick = get_profile("quick")
+    assert not quick.pose2d_synthetic_only and get_profile("smoke").pose2d_synthetic_only
+    assert get_profile("quick", pose2d_synthetic_only=switch("p", "on")).pose2d_synthetic_only
+    assert get_profile("quick", pose2d_synthetic_only=switch("p", "")) == quick
+    with pytest.raises(ValueError, match="pose2d_synthetic_only must be '' .*got 'yes'"):
+        switch("pose2d_synthetic_only", "yes")
+
+
+def test_a_dry_run_keeps_the_profiles_code_path_and_cuts_its_sizes():
+    from dataclasses import fields
+
+    from aims_lib.profiles import DRY_RUN_SETTINGS, dry_run
+
+    paper = get_profile("paper")
+    dry = get_profile("paper", dry=True)
+    assert dry == dry_run(paper) == dry_run(dry) and dry.name == "paper-dry-run" and dry.dry_run and not paper.dry_run
+    for f in fields(paper):  # every setting that picks code (networks, sizes, sources) is the paper's
+        if f.name not in DRY_RUN_SETTINGS and f.name not in ("name", "dry_run"):
+            assert getattr(dry, f.name) == getattr(paper, f.name), f.name
+    assert (dry.image_arch, dry.pose2d_config, dry.render_size, dry.image_freeze_stages) == (
+        "resnet50", "hrnet_w32_256x192.py", 256, 0)
+    assert dry.uda_sources == ("synthetic", "synthetic+real") and not dry.pose2d_synthetic_only  # smoke runs it
+    assert (dry.n_synthetic, dry.n_real, dry.image_iters, dry.pose2d_epochs) == (16, 24, 2, 1)
+    assert get_profile("paper", dry=True, n_real=60).n_real == 60  # overrides apply on top

@@ -249,6 +249,24 @@ def test_cached_frozen_stages_equal_the_whole_network_and_are_shared(aims_tiny, 
     np.testing.assert_allclose(out["logits"][[row[s.image_id] for s in ds.samples]], direct, atol=1e-4)
 
 
+def test_channels_last_prediction_equals_the_default_layout(aims_tiny):
+    """finalize_run predicts channels-last (faster on oneDNN and cuDNN): the same logits and
+    features as the default layout, within float32 rounding."""
+    from aims_lib.data import load_dataset
+    from aims_lib.data.torch_datasets import ImageDataset
+
+    torch.manual_seed(0)
+    model = ImageBranch("resnet50", 12)
+    ds = ImageDataset(load_dataset(aims_tiny), image_size=64, normalization=model.normalization)
+    default = trainer_mod.predict(model, ds, torch.device("cpu"))
+    assert next(model.parameters()).is_contiguous()
+    fast = trainer_mod.predict(model, ds, torch.device("cpu"), channels_last=True)
+    assert next(model.parameters()).is_contiguous(memory_format=torch.channels_last)
+    np.testing.assert_allclose(fast[0], default[0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(fast[1], default[1], rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(fast[2], default[2])
+
+
 def test_dann_trains_its_discriminator_with_the_network(aims_tiny, tmp_path):
     metrics = train_image_branch(aims_tiny, tmp_path / "dann", ImageTrainConfig(**{**TINY, "method": "dann"}))
     assert all(math.isfinite(h["dann"]) for h in metrics["history"]) and "lmmd" not in metrics["history"][0]

@@ -129,6 +129,28 @@ def test_evaluation_of_perfect_and_shifted_predictions(aims_tiny: Path) -> None:
     assert k2d.evaluate_keypoints_2d(ds, samples, shifted, ones)["AP"] < perfect["AP"]
 
 
+def test_pck_counts_per_image_and_training_domains(aims_tiny: Path) -> None:
+    ds = load_dataset(aims_tiny)
+    samples = list(ds.samples)
+    gt = np.stack([s.keypoints_2d for s in samples]).astype(np.float64)
+    size = np.array([max(s.bbox[2], s.bbox[3]) for s in samples])
+    moved = gt.copy()
+    moved[0] += 0.2 * size[0]  # every keypoint of the first image far off
+    hits, counts = k2d.pck_counts(samples, moved)
+    labelled = np.array([(s.visibility > 0).sum() for s in samples])
+    np.testing.assert_array_equal(counts, labelled)
+    np.testing.assert_array_equal(hits, np.r_[0, labelled[1:]])
+    assert k2d.pck(samples, moved) == pytest.approx(hits.sum() / counts.sum())
+
+    both, synthetic = k2d.split_sets(ds), k2d.split_sets(ds, ("synthetic",))
+    assert {s.domain for s in both["train"]} == {"synthetic", "real"}
+    assert [s.image_id for s in synthetic["train"]] == [s.image_id for s in both["train"] if s.domain == "synthetic"]
+    assert synthetic["val"] == both["val"] and synthetic["test"] == both["test"]  # always real
+    for bad in ((), ("target",)):
+        with pytest.raises(ValueError, match="train_domains must be a non-empty subset"):
+            k2d.split_sets(ds, bad)
+
+
 def test_pck_per_keypoint_finds_the_wrong_joint(aims_tiny: Path) -> None:
     samples = load_dataset(aims_tiny).samples
     gt = np.stack([s.keypoints_2d for s in samples]).astype(np.float64)

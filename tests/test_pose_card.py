@@ -11,7 +11,7 @@ import pytest
 from aims_lib.card import PROBES, BenchmarkCard, ProbeResult
 from aims_lib.data import load_dataset
 from aims_lib.hipc import HIPCTrainConfig
-from aims_lib.pose_card import POSE_VALIDITY, FitError, PoseCard, pose_card
+from aims_lib.pose_card import POSE_VALIDITY, FitError, PoseCard, pose2d_transfer, pose_card
 
 FAST = HIPCTrainConfig(epochs=3, batch_size=8)
 
@@ -78,3 +78,22 @@ def test_equal_step_epochs_by_hand() -> None:
     assert equal_step_epochs(3, 10, 100, 8) == 1  # 2 / 13 batches of epochs: at least one
     with pytest.raises(ValueError, match="n=0"):
         equal_step_epochs(60, 960, 0, 128)
+
+
+def test_pose2d_transfer_pairs_two_estimators_on_the_same_images(aims_tiny: Path) -> None:
+    test = load_dataset(aims_tiny).select("test", "real")
+    gt = np.stack([s.keypoints_2d for s in test]).astype(np.float64)
+    size = np.array([max(s.bbox[2], s.bbox[3]) for s in test])
+    off = gt + 0.2 * size[:, None, None]  # every keypoint beyond PCK@0.05
+    half = gt.copy()
+    half[0] = off[0]  # the first test image wrong, the others right
+    labelled = np.array([(s.visibility > 0).sum() for s in test])
+    t = pose2d_transfer(test, off, half, seed=0)
+    expected = labelled[1:].sum() / labelled.sum()
+    assert t.synthetic_only == 0.0 and t.synthetic_only_ci == (0.0, 0.0)
+    assert t.both == pytest.approx(expected) and t.difference == pytest.approx(100 * expected)
+    assert t.both_ci[0] <= t.both <= t.both_ci[1] and t.difference_ci[0] <= t.difference <= t.difference_ci[1]
+    assert t.n == len(test) and len(t.rows()) == 3 and t.rows()[2]["value"] == f"{100 * expected:+.1f}"
+    assert pose2d_transfer(test, gt, gt).difference == 0.0
+    with pytest.raises(ValueError, match="2 test images, 1 and 2 keypoint rows"):
+        pose2d_transfer(test, gt[:1], gt)

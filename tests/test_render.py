@@ -238,3 +238,43 @@ def test_closing_one_renderer_leaves_the_others_working(renderer: Renderer, ball
     other.close()
     after = renderer.render(vertices, faces, camera, appearance, template, parts)
     assert after.rgb.tobytes() == before.rgb.tobytes()
+
+
+def test_offscreen_platform_probes_egl_then_osmesa(monkeypatch) -> None:
+    import subprocess
+    import types
+
+    from aims_lib.synth import render
+
+    def fake_run(results):
+        def run(cmd, env, **kwargs):
+            code, err = results[env["PYOPENGL_PLATFORM"]]
+            return types.SimpleNamespace(returncode=code, stderr=err)
+        return run
+
+    monkeypatch.delenv("PYOPENGL_PLATFORM", raising=False)
+    for results, expected in (({"egl": (0, ""), "osmesa": (0, "")}, "egl"),
+                              ({"egl": (1, "EGLError: no device\n"), "osmesa": (0, "")}, "osmesa")):
+        render.offscreen_platform.cache_clear()
+        monkeypatch.setattr(subprocess, "run", fake_run(results))
+        assert render.offscreen_platform() == expected
+    render.offscreen_platform.cache_clear()
+    monkeypatch.setattr(subprocess, "run", fake_run({"egl": (1, "EGLError: no device\n"), "osmesa": (1, "")}))
+    with pytest.raises(RuntimeError, match="egl: EGLError: no device; osmesa: exit 1"):
+        render.offscreen_platform()
+    render.offscreen_platform.cache_clear()
+    monkeypatch.setenv("PYOPENGL_PLATFORM", "osmesa")  # a user's choice is taken as it is, without a probe
+    monkeypatch.setattr(subprocess, "run", None)
+    assert render.offscreen_platform() == "osmesa"
+    render.offscreen_platform.cache_clear()
+
+
+def test_offscreen_platform_on_this_machine(monkeypatch) -> None:
+    from aims_lib.synth import render
+
+    monkeypatch.delenv("PYOPENGL_PLATFORM", raising=False)
+    render.offscreen_platform.cache_clear()
+    try:
+        assert render.offscreen_platform() in render.PLATFORMS  # a real probe in a fresh process
+    finally:
+        render.offscreen_platform.cache_clear()

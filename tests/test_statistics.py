@@ -104,3 +104,20 @@ def test_pooled_rate_interval_resamples_whole_images() -> None:
     assert pooled_rate_interval(counts, counts) == (1.0, 1.0)
     with pytest.raises(ValueError, match="equal 1-D"):
         pooled_rate_interval(hits, counts[:2])
+
+
+def test_paired_rate_difference_by_hand() -> None:
+    from aims_lib.statistics import paired_rate_difference
+
+    # 3 images of 10, 10 and 5 labelled keypoints; a gets 5 + 5 + 0, b gets 10 + 5 + 5 right
+    a, b, counts = np.array([5, 5, 0]), np.array([10, 5, 5]), np.array([10, 10, 5])
+    diff, low, high = paired_rate_difference(a, b, counts, seed=0)
+    assert diff == pytest.approx(100 * (20 - 10) / 25)  # 40 points
+    # every image has b >= a, so every resample's difference is >= 0; one of image 2 only is 0
+    assert 0.0 <= low <= diff <= high <= 100.0
+    same = paired_rate_difference(a, a, counts)
+    assert same == (0.0, 0.0, 0.0)  # paired: no spread where the two agree on every image
+    with pytest.raises(ValueError, match="equal 1-D"):
+        paired_rate_difference(a, b[:2], counts)
+    with pytest.raises(ValueError, match="some counts"):
+        paired_rate_difference(a * 0, b * 0, counts * 0)

@@ -56,7 +56,9 @@ from aims_lib import taxonomy
 from aims_lib.adaptation import METHODS, AdaptationBatch, build_method, get_method
 from aims_lib.adaptation.schedule import RAMPS, Ramp, ramp_factor
 from aims_lib.data.format import AimsDataset, Sample, atomic_write_bytes, load_dataset
+from aims_lib.mixed_precision import PRECISIONS, MixedPrecision
 from aims_lib.data.torch_datasets import ImageDataset
+from aims_lib.image_branch import distributed
 from aims_lib.image_branch.backbones import get_backbone
 from aims_lib.image_branch.model import ImageBranch
 from aims_lib.image_branch.trunk_cache import TrunkFeatureDataset, load_or_build_trunk_cache
@@ -107,7 +109,13 @@ class ImageTrainConfig:
     freeze_stages: int = 0
     seed: int = 0
     device: str = "cpu"
+    #: Forward-pass precision (:mod:`aims_lib.mixed_precision`): auto is bfloat16 or float16
+    #: autocast on a GPU, float32 on the CPU.
+    precision: str = "auto"
     num_workers: int = 0
+    #: Processes (one per GPU) that train the run under torchrun, with the global batch
+    #: ``batch_size`` split over them (:mod:`aims_lib.image_branch.distributed`); 1: this process.
+    processes: int = 1
 
     def __post_init__(self) -> None:
         """Resolve the weight and ramp to the method's, so that config.json holds what ran."""
@@ -125,11 +133,12 @@ class ImageTrainConfig:
             "source": (self.source, tuple(SOURCE_SPLITS)),
             "ramp": (self.ramp, RAMPS),
             "target_labels": (self.target_labels, ("predicted", "oracle")),
+            "precision": (self.precision, PRECISIONS),
         }
         for name, (value, valid) in checks.items():
             if value not in valid:
                 raise ValueError(f"{name} must be one of {', '.join(valid)}, got {value!r}")
-        for name in ("image_size", "batch_size", "epochs", "iters_per_epoch"):
+        for name in ("image_size", "batch_size", "epochs", "iters_per_epoch", "processes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.freeze_stages < 0:
@@ -241,21 +250,31 @@ def _epoch_loader(ds: Dataset, cfg: ImageTrainConfig, epoch: int, stream: int) -
     sampler = RandomSampler(ds, replacement=False, num_samples=cfg.iters_per_epoch * cfg.batch_size, generator=g)
     return DataLoader(
         ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers, drop_last=True,
-        generator=g, persistent_workers=False,
+        generator=g, persistent_workers=False, pin_memory=torch.device(cfg.device).type == "cuda",
     )
 
 
 @torch.no_grad()
 def predict(
-    model: ImageBranch, ds: Dataset, device: torch.device, batch_size: int = 128, num_workers: int = 0, start: int = 0
+    model: ImageBranch, ds: Dataset, device: torch.device, batch_size: int = 128, num_workers: int = 0, start: int = 0,
+    channels_last: bool = False, precision: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Logits, bottleneck features and image ids of every item of ``ds`` (images, or the output
-    of backbone stage ``start - 1`` when ``start > 0``)."""
+    of backbone stage ``start - 1`` when ``start > 0``). ``channels_last`` converts the model
+    and its inputs to oneDNN's and cuDNN's preferred layout (ResNet-50 at 224 px on 2 CPU cores:
+    14.5 instead of 8.5 images/s, logits equal to about 1e-5): once training is over, as the
+    layout would change a training run's numerics."""
     model.eval()
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        pin_memory=torch.device(device).type == "cuda")
     logits, feats, ids = [], [], []
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    amp = MixedPrecision(device, precision)
     for batch in loader:
-        out, f = model(batch["image"].to(device, non_blocking=True), start)
+        with amp.autocast():
+            out, f = model(batch["image"].to(device, non_blocking=True).contiguous(memory_format=layout), start)
         logits.append(out.float().cpu())
         feats.append(f.float().cpu())
         ids.append(batch["image_id"])
@@ -298,18 +317,24 @@ def train_image_branch(
     ``cache_dir`` holds the frozen stages' cached output, shared by runs (default: a
     ``trunk_cache`` folder beside ``run_dir``)."""
     cfg.validate()
-    run_dir = Path(run_dir)
+    procs = distributed.current()  # several under torchrun (aims_lib.image_branch.distributed)
     ds = dataset if isinstance(dataset, AimsDataset) else load_dataset(dataset)
+    if cfg.processes > 1 and procs.size == 1:  # start them; each comes back here inside the group
+        distributed.Processes(size=cfg.processes).share(cfg.batch_size, "batch_size")
+        return distributed.train_distributed(ds.path, run_dir, cfg, cfg.processes)
+    procs.share(cfg.batch_size, "batch_size")
+    run_dir = Path(run_dir)
     device = torch.device(cfg.device)
     config_path = run_dir / "config.json"
     config = {**asdict(cfg), "dataset": str(ds.path)}
     if config_path.exists():
         previous = stored_config(json.loads(config_path.read_text()))
         changed = {k: (previous.get(k), v) for k, v in config.items()
-                   if k not in ("device", "num_workers") and previous.get(k) != v}
+                   if k not in ("device", "num_workers", "processes") and previous.get(k) != v}
         if changed:
             raise ValueError(f"{run_dir} holds a run with other settings {changed} (old, new): use another run directory")
-    atomic_write_bytes(config_path, json.dumps(config, indent=2).encode())
+    if procs.main:
+        atomic_write_bytes(config_path, json.dumps(config, indent=2).encode())
 
     source_samples = [s for d, sp in SOURCE_SPLITS[cfg.source] for s in ds.select(sp, d)]
     target_samples = ds.select("train", "real")
@@ -323,7 +348,12 @@ def train_image_branch(
     method = build_method(cfg.method, cfg.num_classes, model.classifier.in_features).to(device)
     log.info("%s: %s backbone, weights: %s, %d of %d stages frozen", run_dir, cfg.arch,
              cfg.pretrained_source or cfg.pretrained or "none (from scratch)", cfg.freeze_stages, model.backbone.num_stages)
-    inputs = _Inputs(ds, model, cfg, Path(cache_dir) if cache_dir else run_dir.parent / "trunk_cache", device)
+    cache = Path(cache_dir) if cache_dir else run_dir.parent / "trunk_cache"
+    if not procs.main:  # process 0 builds the shared cache, the others read it
+        procs.barrier()
+    inputs = _Inputs(ds, model, cfg, cache, device)
+    if procs.main:
+        procs.barrier()
     source_ds, target_ds = inputs(source_samples, train=True), inputs(target_samples, train=True)
     val_ds = inputs(ds.select("val", "real"), train=False)
     mult = cfg.backbone_lr_mult if cfg.backbone_lr_mult is not None else (0.1 if model.pretrained else 1.0)
@@ -331,6 +361,11 @@ def train_image_branch(
     if extra := [p for p in method.parameters() if p.requires_grad]:  # a discriminator learns at the heads' rate (TLlib)
         groups.append({"params": extra, "lr": cfg.lr, "base_lr": cfg.lr})
     optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    amp = MixedPrecision(device, cfg.precision)
+    network: nn.Module = model
+    if procs.size > 1:  # gradients averaged over processes, BatchNorm over the global batch
+        network = nn.parallel.DistributedDataParallel(
+            distributed.to_global_batchnorm(model), device_ids=[device.index] if device.type == "cuda" else None)
 
     ckpt_dir = run_dir / "checkpoints"
     history: list[dict[str, Any]] = []
@@ -341,6 +376,7 @@ def train_image_branch(
         model.load_state_dict(state["model"])
         method.load_state_dict(state.get("adaptation", {}))  # runs from before the interface: methods without state
         optimizer.load_state_dict(state["optimizer"])
+        amp.load_state_dict(state.get("scaler", {}))  # runs from before mixed precision: none
         start_epoch, best_acc, history = state["epoch"] + 1, state["best_val_acc"], state["history"]
         log.info("resuming %s at epoch %d", run_dir, start_epoch)
 
@@ -364,30 +400,37 @@ def train_image_branch(
             it = epoch * cfg.iters_per_epoch + i
             for group in optimizer.param_groups:
                 group["lr"] = dsan_lr(group["base_lr"], it)
-            images = [src["image"]] if tgt is None else [src["image"], tgt["image"]]
-            logits, feats = model(torch.cat(images).to(device, non_blocking=True), inputs.start)  # one pass: BatchNorm sees both domains, as in DSAN
-            n_s = src["image"].shape[0]
-            labels = src[cfg.level].to(device)
+            # this process's slice of the global batch (all of it in one process)
+            images = [procs.slice(src["image"])] + ([] if tgt is None else [procs.slice(tgt["image"])])
+            with amp.autocast():  # one pass: BatchNorm sees both domains, as in DSAN
+                logits, feats = network(torch.cat(images).to(device, non_blocking=True), inputs.start)
+            logits, feats = amp.outputs(logits, feats)
+            n_s = len(images[0])
+            labels = procs.slice(src[cfg.level]).to(device)
             ce = nn.functional.cross_entropy(logits[:n_s], labels)
             loss = ce
             if tgt is not None:
                 if cfg.target_labels == "oracle":
-                    probs = nn.functional.one_hot(tgt[cfg.level].to(device), cfg.num_classes).to(logits.dtype)
+                    probs = nn.functional.one_hot(procs.slice(tgt[cfg.level]).to(device), cfg.num_classes).to(logits.dtype)
                 else:
                     probs = torch.softmax(logits[n_s:], dim=1).detach()
-                transfer = method.adaptation_loss(
-                    AdaptationBatch(feats[:n_s], feats[n_s:], logits[:n_s], logits[n_s:], labels, probs, it / total_iters))
+                g = distributed.gather  # the loss of the whole global batch, in every process
+                transfer = method.adaptation_loss(AdaptationBatch(
+                    g(feats[:n_s]), g(feats[n_s:]), g(logits[:n_s]), g(logits[n_s:]), g(labels), g(probs), it / total_iters))
                 loss = ce + cfg.adaptation_weight * ramp_factor(cfg.ramp, it / total_iters, it) * transfer
                 sums[cfg.method] += transfer.detach()
             sums["ce"] += ce.detach()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        val_logits, _, _ = predict(model, val_ds, device, num_workers=cfg.num_workers, start=inputs.start)
+            amp.step(loss, optimizer)
+        val_logits, _, _ = predict(model, val_ds, device, num_workers=cfg.num_workers, start=inputs.start,
+                                   precision=cfg.precision)
         val_acc = _accuracy(val_logits, val_labels)
-        record = {"epoch": epoch + 1, "ce": float(sums["ce"]) / cfg.iters_per_epoch}
+        means = torch.stack([torch.as_tensor(sums[k], dtype=torch.float32, device=device) for k in sums]) / cfg.iters_per_epoch
+        if procs.size > 1:  # the global batch's losses: the mean of the processes' (equal slices)
+            torch.distributed.all_reduce(means)
+            means /= procs.size
+        record = {"epoch": epoch + 1, "ce": float(means[0])}
         if method.uses_target:  # the method's loss under its name
-            record[cfg.method] = float(sums[cfg.method]) / cfg.iters_per_epoch
+            record[cfg.method] = float(means[1])
         record |= {
             "val_acc": val_acc,
             "lr": optimizer.param_groups[1]["lr"],
@@ -397,12 +440,17 @@ def train_image_branch(
         log.info("epoch %d: %s", epoch + 1, record)
         if val_acc > best_acc:
             best_acc = val_acc
-            _save_checkpoint(ckpt_dir / "best.pt", {"model": model.state_dict(), "epoch": epoch, "val_acc": val_acc})
-        _save_checkpoint(
-            last, {"model": model.state_dict(), "adaptation": method.state_dict(), "optimizer": optimizer.state_dict(),
-                   "epoch": epoch, "best_val_acc": best_acc, "history": history},
-        )
-    return finalize_run(ds, run_dir, cfg, model, history, device, inputs)
+            if procs.main:
+                _save_checkpoint(ckpt_dir / "best.pt", {"model": model.state_dict(), "epoch": epoch, "val_acc": val_acc})
+        if procs.main:
+            _save_checkpoint(
+                last, {"model": model.state_dict(), "adaptation": method.state_dict(), "optimizer": optimizer.state_dict(),
+                       "scaler": amp.state_dict(),
+                       "epoch": epoch, "best_val_acc": best_acc, "history": history},
+            )
+    metrics = finalize_run(ds, run_dir, cfg, model, history, device, inputs) if procs.main else None
+    procs.barrier()
+    return metrics if metrics is not None else json.loads((run_dir / "metrics.json").read_text())
 
 
 def finalize_run(
@@ -412,7 +460,8 @@ def finalize_run(
     """Reload the best checkpoint, predict every image, write ``outputs.npz`` and ``metrics.json``."""
     best = load_weights_file(run_dir / "checkpoints" / "best.pt", map_location=device)
     model.load_state_dict(best["model"])
-    logits, feats, ids = predict(model, inputs(ds.samples, train=False), device, num_workers=cfg.num_workers, start=inputs.start)
+    logits, feats, ids = predict(model, inputs(ds.samples, train=False), device, num_workers=cfg.num_workers,
+                                 start=inputs.start, channels_last=True, precision=cfg.precision)
     buf = io.BytesIO()
     np.savez_compressed(buf, image_id=ids, logits=logits, features=feats.astype(np.float16))
     atomic_write_bytes(run_dir / "outputs.npz", buf.getvalue())
@@ -426,6 +475,7 @@ def finalize_run(
                 accuracy[f"{domain}/{split}"] = _accuracy(logits[sel], labels)
     metrics = {
         "config": asdict(cfg),
+        "precision": MixedPrecision(device, cfg.precision).name,
         "best_epoch": int(best["epoch"]) + 1,
         "best_val_acc": float(best["val_acc"]),
         "accuracy": accuracy,

@@ -8,8 +8,8 @@ ImageNet weights of a pinned package (``lite0_160x160.py``, its backbone registe
 the estimator registry (:mod:`aims_lib.pose_branch.estimator`). Here:
 
 * :func:`train_keypoints_2d` trains an mmpose config (``configs/pose2d``) with mmengine's Runner
-  on per-split COCO files written from our dataset (train = synthetic train + real train,
-  validation = real val, test = real test), validates every epoch with mmpose's CocoMetric and
+  on per-split COCO files written from our dataset (train = synthetic train + real train, or
+  one domain's: ``Pose2DTrainConfig.train_domains``; validation = real val, test = real test), validates every epoch with mmpose's CocoMetric and
   PCKAccuracy, keeps the best checkpoint by val PCK@0.05 (the config says why), resumes after an interruption, then predicts every image and
   evaluates the real test split. A run is a directory: ``coco/*.json``, mmengine's checkpoints
   and logs (``<timestamp>/``, ``stdout.log``), ``config.json`` (the merged config, as data:
@@ -79,7 +79,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from aims_lib import taxonomy
-from aims_lib.data.format import AimsDataset, Sample, atomic_write_bytes, load_dataset, person_category
+from aims_lib.data.format import DOMAINS, AimsDataset, Sample, atomic_write_bytes, load_dataset, person_category
 from aims_lib.pose_branch.estimator import PREDICTIONS_FILE, save_predictions
 from aims_lib.pose_branch.model_config import (
     CONFIG_DIR,
@@ -202,19 +202,23 @@ def coco_dict(ds: AimsDataset, samples: Sequence[Sample]) -> dict[str, Any]:
     }
 
 
-def split_sets(ds: AimsDataset) -> dict[str, list[Sample]]:
-    """The estimator's sets: train = synthetic + real training images; val, test = real."""
+def split_sets(ds: AimsDataset, train_domains: Sequence[str] = DOMAINS) -> dict[str, list[Sample]]:
+    """The estimator's sets: train = the training images of ``train_domains`` (synthetic and
+    real by default); val, test = real."""
+    unknown = set(train_domains) - set(DOMAINS)
+    if unknown or not train_domains:
+        raise ValueError(f"train_domains must be a non-empty subset of {DOMAINS}, got {tuple(train_domains)}")
     return {
-        "train": ds.select("train"),
+        "train": [s for s in ds.select("train") if s.domain in train_domains],
         "val": ds.select("val", "real"),
         "test": ds.select("test", "real"),
     }
 
 
-def write_coco_splits(ds: AimsDataset, out_dir: Path) -> dict[str, Path]:
+def write_coco_splits(ds: AimsDataset, out_dir: Path, train_domains: Sequence[str] = DOMAINS) -> dict[str, Path]:
     """Write one COCO file per set (mmpose's CocoDataset and CocoMetric read files)."""
     paths = {}
-    for name, samples in split_sets(ds).items():
+    for name, samples in split_sets(ds, train_domains).items():
         paths[name] = out_dir / f"{name}.json"
         atomic_write_bytes(paths[name], json.dumps(coco_dict(ds, samples)).encode())
     return paths
@@ -411,6 +415,13 @@ def pck(samples: Sequence[Sample], keypoints: np.ndarray, threshold: float = PCK
     return float(hit[labelled].mean()) if labelled.any() else float("nan")
 
 
+def pck_counts(samples: Sequence[Sample], keypoints: np.ndarray, threshold: float = PCK_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
+    """Per image: correct and labelled keypoints, (N,) each; PCK is ``sum(correct) / sum(labelled)``
+    (the per-image counts that intervals and paired comparisons resample)."""
+    hit, labelled = _hits(samples, keypoints, threshold)
+    return (hit & labelled).sum(1), labelled.sum(1)
+
+
 def pck_per_keypoint(samples: Sequence[Sample], keypoints: np.ndarray, threshold: float = PCK_THRESHOLD) -> np.ndarray:
     """PCK of each of the 17 keypoints (NaN where none is labelled): which joints limit a model."""
     hit, labelled = _hits(samples, keypoints, threshold)
@@ -473,9 +484,9 @@ def evaluate_keypoints_2d(
         return {}
     out = {**coco_ap(ds, samples, keypoints, scores), "n": len(samples)}
     for threshold in (0.05, 0.1):  # 0.1: still informative for weak (short-run) models
-        hit, labelled = _hits(samples, keypoints, threshold)
+        hits, counts = pck_counts(samples, keypoints, threshold)
         out[f"PCK@{threshold:g}"] = pck(samples, keypoints, threshold)
-        low, high = pooled_rate_interval((hit & labelled).sum(1), labelled.sum(1)) if labelled.any() else (float("nan"),) * 2
+        low, high = pooled_rate_interval(hits, counts) if counts.any() else (float("nan"),) * 2
         out[f"PCK@{threshold:g} low"], out[f"PCK@{threshold:g} high"] = low, high
     return out
 
@@ -494,6 +505,9 @@ class Pose2DTrainConfig:
     trust_checkpoint: bool = False  # opt-in: unpickle `checkpoint` fully (a legacy file whose origin you vouch for)
     trust_config: bool = False  # opt-in: execute a .py `config` from outside configs/pose2d (a file you vouch for)
     seed: int = 0
+    #: Domains whose training images train the model ("synthetic" alone: the card's 2D row
+    #: without target labels, :mod:`aims_lib.pose_card`); validation is always real val.
+    train_domains: tuple[str, ...] = DOMAINS
     num_workers: int = 0
     predict_batch_size: int = 8  # inference batch (on 2 CPU cores, Lite0 with flip test: 68 img/s at 8, 45 at 32)
 
@@ -648,11 +662,11 @@ def train_keypoints_2d(
     cfg.validate()
     run_dir = Path(run_dir).resolve()
     ds = dataset if isinstance(dataset, AimsDataset) else load_dataset(dataset)
-    sets = split_sets(ds)
+    sets = split_sets(ds, cfg.train_domains)
     if not sets["train"] or not sets["val"]:
         raise ValueError(f"{ds.path}: {len(sets['train'])} training and {len(sets['val'])} real validation images: both are needed")
     settings_path = run_dir / "settings.json"
-    settings = {**asdict(cfg), "dataset": str(ds.path)}
+    settings = json.loads(json.dumps({**asdict(cfg), "dataset": str(ds.path)}))  # as stored: tuples as lists
     if settings_path.exists():
         previous = json.loads(settings_path.read_text())
         changed = {k: (previous.get(k), v) for k, v in settings.items()
@@ -661,7 +675,7 @@ def train_keypoints_2d(
             raise ValueError(f"{run_dir} holds a run with other settings {changed} (old, new): use another run directory")
     atomic_write_bytes(settings_path, json.dumps(settings, indent=2).encode())
 
-    coco = write_coco_splits(ds, run_dir / "coco")
+    coco = write_coco_splits(ds, run_dir / "coco", cfg.train_domains)
     config = build_run_config(cfg, coco, ds.root, run_dir, len(sets["train"]))
     resume_from = latest_checkpoint(run_dir)
     config.resume = resume_from is not None

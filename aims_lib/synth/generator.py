@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import multiprocessing as mp
 import os
 import time
@@ -48,6 +49,8 @@ from aims_lib.data.format import (
     write_dataset,
 )
 from aims_lib.synth.occlusion import SYNTHETIC as PHOTO_SYNTHETIC
+
+log = logging.getLogger(__name__)
 
 #: 2: the real proxy's own bodies, occluders and framing; 3: and its own pose distribution
 #: (aims_lib.synth.domains).
@@ -428,8 +431,13 @@ def generate(config: GeneratorConfig, out_dir: Path | str) -> dict[str, Any]:
     tasks = [(str(out_dir), config.seed, i, c) for i, c in todo]
 
     start = time.perf_counter()
-    made = 0
+    made, platform = 0, None
     if tasks:
+        from aims_lib.synth.render import offscreen_platform
+
+        platform = offscreen_platform()  # probed once per process; worker processes inherit it
+        os.environ["PYOPENGL_PLATFORM"] = platform
+        log.info("generator: rendering %d images with OpenGL on %s", sum(len(c) for _, c in todo), platform)
         bar = _progress(len(plan), done_images)
         for _, n in _run_tasks(tasks, config):
             made += n
@@ -460,6 +468,7 @@ def generate(config: GeneratorConfig, out_dir: Path | str) -> dict[str, Any]:
         "redone_images": redone,
         "seconds": round(seconds, 2),
         "images_per_second": round(made / seconds, 2) if made else None,
+        "render_platform": platform,  # None: nothing was rendered (a finished run)
     }
     return summary
 

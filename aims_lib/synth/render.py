@@ -49,7 +49,9 @@ from aims_lib.synth.appearance import (
 )
 from aims_lib.synth.background import background_image
 
-__all__ = ["PLATFORMS", "RenderResult", "Renderer", "apply_camera_effects", "orient", "sample_appearance", "shade"]
+__all__ = [
+    "PLATFORMS", "RenderResult", "Renderer", "apply_camera_effects", "offscreen_platform", "orient", "sample_appearance", "shade",
+]
 
 PLATFORMS: Final[tuple[str, ...]] = ("egl", "osmesa")
 #: Renderers of this process whose OpenGL context is open (see :meth:`Renderer.close`).
@@ -71,6 +73,35 @@ def _no_context(platform: str, error: BaseException) -> RuntimeError:
         else "install libosmesa6 (apt-get install libosmesa6), or use the default backend 'egl' in a fresh process"
     )
     return RuntimeError(f"Renderer: no offscreen OpenGL on {platform!r} ({error!r}); {hint}")
+
+
+#: What a probe process runs to see whether a platform gives an offscreen OpenGL context.
+_PROBE: Final[str] = "import pyrender; r = pyrender.OffscreenRenderer(8, 8); r.delete()"
+
+
+@functools.cache
+def offscreen_platform() -> str:
+    """The OpenGL platform to render on: ``PYOPENGL_PLATFORM`` when set, else the first of
+    :data:`PLATFORMS` on which a fresh probe process opens an offscreen context (EGL: a GPU's
+    driver or Mesa's software one; OSMesa where EGL has no device). A fresh process, because
+    PyOpenGL fixes its platform at its first import: a failed EGL cannot be retried in this one."""
+    if current := os.environ.get("PYOPENGL_PLATFORM"):
+        return current
+    import subprocess
+
+    failures = []
+    for platform in PLATFORMS:
+        try:
+            probe = subprocess.run([sys.executable, "-c", _PROBE], env={**os.environ, "PYOPENGL_PLATFORM": platform},
+                                   capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            failures.append(f"{platform}: no answer in 120 s")
+            continue
+        if probe.returncode == 0:
+            return platform
+        failures.append(f"{platform}: {(probe.stderr.strip().splitlines() or ['exit ' + str(probe.returncode)])[-1]}")
+    raise RuntimeError("Renderer: no offscreen OpenGL platform works here (" + "; ".join(failures) + "); EGL needs a GPU "
+                       "driver's or Mesa's libEGL, OSMesa the system library libosmesa6 (apt-get install libosmesa6)")
 
 
 def _import_pyrender(backend: str | None) -> tuple[ModuleType, str]:
