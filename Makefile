@@ -15,7 +15,7 @@ DEVICE ?= auto
 # DRY_RUN=1: the profile's code path on a handful of images and a few iterations per stage, e.g.
 # PROFILE=paper on the CPU in minutes (reports/<profile>-dry-run; its numbers mean nothing).
 DRY_RUN ?=
-# GPUS=N: N processes (one per GPU) train each image-branch run under torchrun (README: "The paper profile on a GPU").
+# GPUS=N: N processes (one per GPU) train each image-branch run and the 2D model under torchrun (README: "GPU and several GPUs").
 GPUS ?= 1
 PYTEST_ARGS ?=
 # Real data and weights (README: "Real data"): empty means the embedded benchmark and the

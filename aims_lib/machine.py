@@ -80,8 +80,11 @@ def cpu_name() -> str:
 
 
 def machine() -> dict[str, Any]:
-    """The CPU (model, level, cores), torch and the GPU of a run, for ``run.json`` and ``results.json``."""
+    """The CPU (model, level, cores), torch, and the GPU model, count and CUDA version of a run, for
+    ``run.json`` and ``results.json``."""
     import torch
 
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     return {"cpu": cpu_name(), "isa_level": cpu_isa_level(), "cores": os.cpu_count(), "native_bf16": computes_bf16(),
-            "torch": torch.__version__, "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+            "torch": torch.__version__, "gpu": torch.cuda.get_device_name(0) if gpus else None, "gpu_count": gpus,
+            "cuda": torch.version.cuda if gpus else None}

@@ -313,8 +313,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "marked as a dry run (its numbers mean nothing)")
     parser.add_argument("--device", default="auto", help=f"{', '.join(DEVICES)} (checked before the first notebook runs)")
     parser.add_argument("--gpus", type=int, default=1,
-                        help="processes (one per GPU) that train each image-branch run under torchrun, the global batch "
-                             "split over them (notebooks 02 and 05); 1: the notebook's own process")
+                        help="processes (one per GPU) that train each image-branch run and the 2D model under torchrun, "
+                             "the global batch split over them (notebooks 02, 03 and 05); 1: the notebook's own process")
     parser.add_argument("--reports", type=Path, default=REPO / "reports", help="reports root")
     parser.add_argument("--only", nargs="*", default=None, help="notebook name prefixes, e.g. 01 02")
     parser.add_argument("--table", type=Path, default=None, metavar="RESULTS_JSON",
@@ -368,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         params["dry_run"] = True
     if args.gpus < 1:
         parser.error(f"--gpus must be >= 1, got {args.gpus}")
-    if args.gpus > 1:  # notebooks 02 and 05 read it
+    if args.gpus > 1:  # notebooks 02, 03 and 05 read it
         params["gpus"] = args.gpus
     if args.train_seeds:  # notebooks 02 and 04 read it
         params["train_seeds"] = " ".join(map(str, args.train_seeds))

@@ -280,3 +280,19 @@ def test_checkpoint_loads_into_estimator_with_same_predictions(tiny_run: tuple[P
     np.testing.assert_allclose(scores, pred["scores"][rows], atol=1e-5)
     with pytest.raises(ValueError, match="does not fit the model"):
         k2d.Pose2DEstimator.load(k2d.PAPER_CONFIG, checkpoint=k2d.best_checkpoint(run))
+
+
+def test_two_processes_train_the_2d_model_with_mmengines_launcher(tmp_path: Path, aims_tiny: Path) -> None:
+    """GPUS=N for the 2D estimator: torchrun, mmengine's pytorch launcher (gloo here), each process
+    a share of the batch; the notebook's process predicts and evaluates afterwards."""
+    run = tmp_path / "run"
+    metrics = k2d.train_keypoints_2d(TINY_DATA, run, dataclasses.replace(TINY, epochs=1, processes=2))
+    config = json.loads((run / k2d.RUN_CONFIG_FILE).read_text())
+    assert config["train_dataloader"]["batch_size"] == 2  # the global 4 over 2 processes
+    assert (run / "torchrun.log").is_file() and k2d.latest_checkpoint(run).name == "epoch_1.pth"
+    assert len((run / k2d.HISTORY_FILE).read_text().splitlines()) == 2  # process 0's training and validation records
+    assert [h["epoch"] for h in metrics["history"]] == [1] and {"loss", "PCK"} <= set(metrics["history"][0])
+    pred = np.load(run / k2d.PREDICTIONS_FILE)
+    assert pred["keypoints"].shape == (len(load_dataset(aims_tiny)), K, 2) and np.isfinite(pred["keypoints"]).all()
+    with pytest.raises(ValueError, match="batch_size 4 does not split over 3 processes"):
+        k2d.train_keypoints_2d(TINY_DATA, tmp_path / "odd", dataclasses.replace(TINY, epochs=1, processes=3))

@@ -37,6 +37,17 @@ def test_the_machine_record_names_cpu_level_and_cores():
     assert record["native_bf16"] == machine.computes_bf16()
 
 
+def test_the_machine_record_names_the_gpus(monkeypatch):
+    import torch
+
+    assert machine.machine()["gpu_count"] == (torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "NVIDIA H100 80GB HBM3")
+    record = machine.machine()
+    assert (record["gpu"], record["gpu_count"], record["cuda"]) == ("NVIDIA H100 80GB HBM3", 4, torch.version.cuda)
+
+
 def test_reproduce_refuses_an_unknown_hold_before_notebook_01(tmp_path, monkeypatch, capsys):
     from aims_lib import reproduce
 

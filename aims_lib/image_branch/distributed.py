@@ -2,8 +2,8 @@
 the same global batch.
 
 ``make reproduce ... GPUS=N`` starts ``torchrun --standalone --nproc_per_node=N -m
-aims_lib.image_branch.distributed`` (:func:`train_distributed`; a subprocess, because
-``mp.spawn`` breaks inside Jupyter); each process trains with
+aims_lib.image_branch.distributed`` (:func:`train_distributed`, :mod:`aims_lib.torchrun`);
+each process trains with
 :func:`~aims_lib.image_branch.trainer.train_image_branch`, which reads the process group
 (:func:`current`). Why N processes compute what one process computes, with ``B`` images per
 domain in a step and ``b = B / N`` per process:
@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import warnings
 from collections.abc import Sequence
@@ -48,6 +47,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from aims_lib.torchrun import join_group, run_module
 
 # torch.distributed.nn's collectives carry gradients; their successors are private API
 warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.\w+ is deprecated", category=FutureWarning)
@@ -140,36 +141,16 @@ def to_global_batchnorm(module: nn.Module) -> nn.Module:
     return module
 
 
-def first_error(log_text: str) -> str:
-    """The first exception a process raised, as ``[rank1]: ValueError: ...`` (torchrun's own
-    summary names only exit codes), else the log's last line."""
-    import re
-
-    for line in log_text.splitlines():
-        if re.match(r"^(\[rank\d+\]:\s*)?[\w.]*(Error|Exception): ", line):
-            return line.strip()
-    lines = log_text.strip().splitlines()
-    return lines[-1] if lines else "no output"
-
-
 def train_distributed(dataset: str | Path, run_dir: str | Path, cfg: Any, processes: int,
                       extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     """Train one image-branch run with ``processes`` processes under torchrun (one per GPU when
-    ``cfg.device`` is ``cuda``; gloo on the CPU otherwise); returns its metrics. A failing
-    process stops the run with torchrun's error and the tail of its log."""
+    ``cfg.device`` is ``cuda``; gloo on the CPU otherwise); returns its metrics."""
     from dataclasses import asdict
 
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-               "-m", "aims_lib.image_branch.distributed", "--dataset", str(dataset), "--run-dir", str(run_dir),
-               "--config", json.dumps(asdict(cfg))]
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(extra_env or {})})
-    log_file = run_dir / "torchrun.log"
-    log_file.write_text(done.stdout + done.stderr)
-    if done.returncode:
-        raise RuntimeError(f"torchrun with {processes} processes failed (exit {done.returncode}): "
-                           f"{first_error(done.stdout + done.stderr)} (whole log: {log_file})")
+    run_module("aims_lib.image_branch.distributed",
+               ["--dataset", str(dataset), "--run-dir", str(run_dir), "--config", json.dumps(asdict(cfg))],
+               processes, run_dir / "torchrun.log", extra_env)
     return json.loads((run_dir / "metrics.json").read_text())
 
 
@@ -182,13 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--run-dir", required=True)
     parser.add_argument("--config", required=True, help="ImageTrainConfig fields as JSON")
     args = parser.parse_args(argv)
-    cfg = ImageTrainConfig(**json.loads(args.config))
-    cuda = torch.device(cfg.device).type == "cuda"
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    if cuda:
-        torch.cuda.set_device(local_rank)
-        cfg = ImageTrainConfig(**{**json.loads(args.config), "device": f"cuda:{local_rank}"})
-    dist.init_process_group("nccl" if cuda else "gloo")
+    settings = json.loads(args.config)
+    cfg = ImageTrainConfig(**{**settings, "device": join_group(settings["device"])})
     try:
         train_image_branch(args.dataset, args.run_dir, cfg)
     finally:

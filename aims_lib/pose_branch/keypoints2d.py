@@ -508,6 +508,9 @@ class Pose2DTrainConfig:
     #: Domains whose training images train the model ("synthetic" alone: the card's 2D row
     #: without target labels, :mod:`aims_lib.pose_card`); validation is always real val.
     train_domains: tuple[str, ...] = DOMAINS
+    #: Processes (one per GPU) under torchrun with mmengine's ``pytorch`` launcher, the batch
+    #: split over them (:mod:`aims_lib.pose_branch.distributed_2d`); 1: this process.
+    processes: int = 1
     num_workers: int = 0
     predict_batch_size: int = 8  # inference batch (on 2 CPU cores, Lite0 with flip test: 68 img/s at 8, 45 at 32)
 
@@ -515,7 +518,7 @@ class Pose2DTrainConfig:
         check_config_path(self.config, self.trust_config)
         if self.checkpoint is not None and not Path(self.checkpoint).is_file():
             raise FileNotFoundError(f"checkpoint not found: {self.checkpoint}")
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "processes"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
@@ -670,13 +673,19 @@ def train_keypoints_2d(
     if settings_path.exists():
         previous = json.loads(settings_path.read_text())
         changed = {k: (previous.get(k), v) for k, v in settings.items()
-                   if k not in ("num_workers", "predict_batch_size") and previous.get(k) != v}
+                   if k not in ("num_workers", "predict_batch_size", "processes") and previous.get(k) != v}
         if changed:
             raise ValueError(f"{run_dir} holds a run with other settings {changed} (old, new): use another run directory")
     atomic_write_bytes(settings_path, json.dumps(settings, indent=2).encode())
 
     coco = write_coco_splits(ds, run_dir / "coco", cfg.train_domains)
     config = build_run_config(cfg, coco, ds.root, run_dir, len(sets["train"]))
+    if cfg.processes > 1:  # the batch is the global one: each process gets its share
+        batch = int(config.train_dataloader.batch_size)
+        if batch % cfg.processes:
+            raise ValueError(f"batch_size {batch} does not split over {cfg.processes} processes: use a multiple of "
+                             f"{cfg.processes}")
+        config.train_dataloader.batch_size = batch // cfg.processes
     resume_from = latest_checkpoint(run_dir)
     config.resume = resume_from is not None
     config.load_from = None
@@ -688,17 +697,28 @@ def train_keypoints_2d(
     else:
         log.info("pose2d: no checkpoint given: training %s from scratch", Path(cfg.config).name)
     write_config_data(config, run_dir / RUN_CONFIG_FILE)
+    start = time.perf_counter()
+    if cfg.processes > 1:
+        from aims_lib.torchrun import run_module
 
-    # pycocotools and CocoMetric print to stdout: that goes to a file beside mmengine's log
+        run_module("aims_lib.pose_branch.distributed_2d", ["--run-dir", str(run_dir), "--device", _device()],
+                   cfg.processes, run_dir / "torchrun.log")
+    else:
+        run_training(config, run_dir)
+    return finalize_run(ds, run_dir, cfg, resumed=resume_from is not None, train_seconds=time.perf_counter() - start)
+
+
+def run_training(config: Config, run_dir: Path, main_process: bool = True) -> None:
+    """mmengine's Runner on a run's merged config, its console quiet (pycocotools and CocoMetric
+    print to stdout: that goes to ``stdout.log``); the main process records the epochs."""
     import torch
 
     with (_quiet(), torch.serialization.safe_globals(mmengine_safe_globals()),  # mmengine's resume reads weights-only
           (run_dir / "stdout.log").open("a") as out, contextlib.redirect_stdout(out)):
         runner = _runner(config)
-        runner.register_hook(_progress_hook(run_dir))
-        start = time.perf_counter()
+        if main_process:
+            runner.register_hook(_progress_hook(run_dir))
         runner.train()
-    return finalize_run(ds, run_dir, cfg, resumed=resume_from is not None, train_seconds=time.perf_counter() - start)
 
 
 def _initial_weights(config: Config, checkpoint: Path, trusted: bool, run_dir: Path) -> Path:
