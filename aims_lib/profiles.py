@@ -99,7 +99,7 @@ PROFILES: Final[dict[str, Profile]] = {
 #: on the estimated keypoints' fits (a 2D model trained for one epoch fails every fit, so HIPC
 #: trains on the fits to the annotated 2D; the estimated ones are still scored).
 DRY_RUN_SETTINGS: Final[dict[str, Any]] = {
-    "n_synthetic": 16, "n_real": 24, "image_epochs": 1, "image_iters": 2, "image_batch": 2, "pretrain_epochs": 1,
+    "n_synthetic": 12, "n_real": 20, "image_epochs": 1, "image_iters": 2, "image_batch": 2, "pretrain_epochs": 1,
     "pretrain_iters": 2, "pose2d_epochs": 1, "pose2d_batch": 4, "hipc_epochs": 2, "hipc_batch": 16,
     "lmmd_sweep": (0.0, 0.5), "pose2d_synthetic_only": False, "hipc_keypoints": "smplify_gt2d",
 }

@@ -95,5 +95,5 @@ def test_a_dry_run_keeps_the_profiles_code_path_and_cuts_its_sizes():
     assert (dry.image_arch, dry.pose2d_config, dry.render_size, dry.image_freeze_stages) == (
         "resnet50", "hrnet_w32_256x192.py", 256, 0)
     assert dry.uda_sources == ("synthetic", "synthetic+real") and not dry.pose2d_synthetic_only  # smoke runs it
-    assert (dry.n_synthetic, dry.n_real, dry.image_iters, dry.pose2d_epochs) == (16, 24, 2, 1)
+    assert (dry.n_synthetic, dry.n_real, dry.image_iters, dry.pose2d_epochs) == (12, 20, 2, 1)
     assert get_profile("paper", dry=True, n_real=60).n_real == 60  # overrides apply on top

@@ -280,7 +280,7 @@ def test_paper_profile_dry_run(tmp_path):
             assert json.loads(record.read_text()).get("dry_run") is True, record.name
     assert "**DRY RUN**" in results_markdown(results)
     dataset = json.loads((reports / "01_dataset.json").read_text())
-    assert dataset["counts"]["synthetic/train"] == 16
+    assert dataset["counts"]["synthetic/train"] == 12
     assert results["image_backbone"]["name"] == "resnet50"
     assert "pretrained here on the synthetic images" in results["image_backbone"]["weights"]
     assert results["pose2d"]["config"] == "hrnet_w32_256x192.py"

@@ -25,6 +25,11 @@ With ``freeze_stages > 0`` the backbone's first stages are frozen and their outp
 a cache shared by all runs (:mod:`aims_lib.image_branch.trunk_cache`); augmentation is then the
 horizontal flip alone.
 
+On a GPU the forward pass runs under bfloat16 or float16 autocast (``precision``,
+:mod:`aims_lib.mixed_precision`; float32 on the CPU); with ``processes > 1`` the run trains
+under torchrun with the global batch split over the processes
+(:mod:`aims_lib.image_branch.distributed`), the same run as one process's.
+
 A run is a directory: ``config.json``, ``checkpoints/last.pt`` (every epoch, for resuming),
 ``checkpoints/best.pt``, ``metrics.json`` and ``outputs.npz`` (logits and bottleneck features of
 every image of every split, which HIPC and the plots read). Each epoch draws its data order and

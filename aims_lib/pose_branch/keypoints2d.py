@@ -10,7 +10,8 @@ the estimator registry (:mod:`aims_lib.pose_branch.estimator`). Here:
 * :func:`train_keypoints_2d` trains an mmpose config (``configs/pose2d``) with mmengine's Runner
   on per-split COCO files written from our dataset (train = synthetic train + real train, or
   one domain's: ``Pose2DTrainConfig.train_domains``; validation = real val, test = real test), validates every epoch with mmpose's CocoMetric and
-  PCKAccuracy, keeps the best checkpoint by val PCK@0.05 (the config says why), resumes after an interruption, then predicts every image and
+  PCKAccuracy, keeps the best checkpoint by val PCK@0.05 (the config says why), resumes after an interruption
+  (with ``processes > 1``: under torchrun, :mod:`aims_lib.pose_branch.distributed_2d`), then predicts every image and
   evaluates the real test split. A run is a directory: ``coco/*.json``, mmengine's checkpoints
   and logs (``<timestamp>/``, ``stdout.log``), ``config.json`` (the merged config, as data:
   :mod:`aims_lib.pose_branch.model_config`), ``history.jsonl``
