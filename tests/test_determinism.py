@@ -27,3 +27,14 @@ def test_repeatable_cuda_fixes_cudnn_cublas_and_tf32(monkeypatch) -> None:
         assert repeatable_cuda()["cublas_workspace_config"] == ":16:8"
     finally:
         torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+
+
+def test_a_cuda_notebook_gets_the_repeatable_settings(tmp_path, monkeypatch, capsys) -> None:
+    from aims_lib import determinism, workspace
+
+    calls = []
+    monkeypatch.setattr(workspace, "resolve_device", lambda device: "cuda:0")
+    monkeypatch.setattr(determinism, "repeatable_cuda", lambda: calls.append(1) or {"cudnn_deterministic": True})
+    ctx = workspace.notebook_context("smoke", 0, "cuda", reports_dir=tmp_path / "r")
+    assert ctx.device == "cuda:0" and calls == [1]
+    assert "cuda:0: repeatable CUDA settings {'cudnn_deterministic': True}" in capsys.readouterr().out

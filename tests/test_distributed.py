@@ -103,3 +103,15 @@ def test_a_batch_that_does_not_split_stops_the_run(aims_tiny, tmp_path) -> None:
     # a process that fails inside torchrun: its first exception, not torchrun's exit-code summary
     with pytest.raises(RuntimeError, match="torchrun with 2 processes failed.*batch_size 3 does not split over 2 processes"):
         train_distributed(aims_tiny, tmp_path / "run", cfg, processes=2)
+
+
+def test_first_error_names_the_process_exception_not_torchruns_summary(tmp_path) -> None:
+    from aims_lib.torchrun import first_error, run_module
+
+    log = ("epoch 1/2: 100%\n[rank1]: Traceback (most recent call last):\n[rank1]:   File \"x.py\", line 3\n"
+           "[rank1]: ValueError: batch_size 3 does not split\nE1207 failed (exitcode: 1)\n"
+           "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: \nRoot Cause\n")
+    assert first_error(log) == "[rank1]: ValueError: batch_size 3 does not split"
+    assert first_error("killed\n") == "killed" and first_error("") == "no output"
+    with pytest.raises(ValueError, match="processes must be >= 1, got 0"):
+        run_module("aims_lib.image_branch.distributed", [], 0, tmp_path / "log")
