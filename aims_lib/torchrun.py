@@ -31,6 +31,13 @@ def first_error(log_text: str) -> str:
     return lines[-1] if lines else "no output"
 
 
+def split_batch(n: int, processes: int, what: str = "batch_size") -> int:
+    """Each process's share of a global batch of ``n``, which must split evenly."""
+    if n % processes:
+        raise ValueError(f"{what} {n} does not split over {processes} processes: use a multiple of {processes}")
+    return n // processes
+
+
 def run_module(module: str, args: Sequence[str], processes: int, log_file: Path, env: dict[str, str] | None = None) -> None:
     """Run ``python -m module *args`` in ``processes`` processes under torchrun; its output goes
     to ``log_file``. A failing process stops all and raises with its first exception."""

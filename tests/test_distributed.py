@@ -16,6 +16,7 @@ import torch.multiprocessing as mp
 
 from aims_lib.image_branch import ImageTrainConfig, train_image_branch
 from aims_lib.image_branch.distributed import GlobalBatchNorm, Processes, current, gather, to_global_batchnorm, train_distributed
+from aims_lib.torchrun import split_batch
 
 #: Relative tolerance of losses and weights, 2 processes against 1 (the module docstring says why
 #: not bit for bit: statistics as E[x^2] - E[x]^2, sums in another order).
@@ -66,11 +67,11 @@ def test_global_batchnorm_equals_batchnorm_over_the_whole_batch() -> None:
 
 
 def test_one_process_needs_no_group() -> None:
-    assert current() == Processes() and current().main and current().share(32, "batch") == 32
+    assert current() == Processes() and current().main and split_batch(32, current().size) == 32
     t = torch.arange(6.0)
     assert gather(t) is t and torch.equal(Processes(1, 2).slice(t), torch.tensor([3.0, 4.0, 5.0]))
     with pytest.raises(ValueError, match="batch_size 5 does not split over 2 processes: use a multiple of 2"):
-        Processes(0, 2).share(5, "batch_size")
+        split_batch(5, 2)
     bn = GlobalBatchNorm(3).train()
     x = torch.randn(4, 3, 2, 2)
     assert torch.equal(bn(x), torch.nn.functional.batch_norm(x, None, None, bn.weight, bn.bias, True))

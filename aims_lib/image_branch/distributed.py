@@ -48,7 +48,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from aims_lib.torchrun import join_group, run_module
+from aims_lib.torchrun import join_group, run_module, split_batch
 
 # torch.distributed.nn's collectives carry gradients; their successors are private API
 warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.\w+ is deprecated", category=FutureWarning)
@@ -70,15 +70,9 @@ class Processes:
         if self.size > 1:
             dist.barrier()
 
-    def share(self, n: int, what: str) -> int:
-        """This process's part of ``n`` (a global batch), which must split evenly."""
-        if n % self.size:
-            raise ValueError(f"{what} {n} does not split over {self.size} processes: use a multiple of {self.size}")
-        return n // self.size
-
     def slice(self, tensor: torch.Tensor) -> torch.Tensor:
         """This process's rows of a global batch."""
-        b = self.share(len(tensor), "global batch")
+        b = split_batch(len(tensor), self.size, "global batch")
         return tensor[self.rank * b : (self.rank + 1) * b]
 
 

@@ -61,14 +61,15 @@ from aims_lib import taxonomy
 from aims_lib.adaptation import METHODS, AdaptationBatch, build_method, get_method
 from aims_lib.adaptation.schedule import RAMPS, Ramp, ramp_factor
 from aims_lib.data.format import AimsDataset, Sample, atomic_write_bytes, load_dataset
-from aims_lib.mixed_precision import PRECISIONS, MixedPrecision
 from aims_lib.data.torch_datasets import ImageDataset
 from aims_lib.image_branch import distributed
 from aims_lib.image_branch.backbones import get_backbone
 from aims_lib.image_branch.model import ImageBranch
 from aims_lib.image_branch.trunk_cache import TrunkFeatureDataset, load_or_build_trunk_cache
+from aims_lib.mixed_precision import PRECISIONS, MixedPrecision
 from aims_lib.profiles import Profile
 from aims_lib.safe_pickle import load_weights_file
+from aims_lib.torchrun import split_batch
 
 log = logging.getLogger(__name__)
 
@@ -324,10 +325,9 @@ def train_image_branch(
     cfg.validate()
     procs = distributed.current()  # several under torchrun (aims_lib.image_branch.distributed)
     ds = dataset if isinstance(dataset, AimsDataset) else load_dataset(dataset)
+    split_batch(cfg.batch_size, procs.size if procs.size > 1 else cfg.processes)  # inside the group, or before it starts
     if cfg.processes > 1 and procs.size == 1:  # start them; each comes back here inside the group
-        distributed.Processes(size=cfg.processes).share(cfg.batch_size, "batch_size")
         return distributed.train_distributed(ds.path, run_dir, cfg, cfg.processes)
-    procs.share(cfg.batch_size, "batch_size")
     run_dir = Path(run_dir)
     device = torch.device(cfg.device)
     config_path = run_dir / "config.json"

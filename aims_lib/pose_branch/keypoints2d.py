@@ -92,6 +92,7 @@ from aims_lib.pose_branch.model_config import (
 )
 from aims_lib.safe_pickle import refused_global, unreadable_weights
 from aims_lib.statistics import pooled_rate_interval
+from aims_lib.torchrun import run_module, split_batch
 
 if TYPE_CHECKING:
     import torch
@@ -681,12 +682,8 @@ def train_keypoints_2d(
 
     coco = write_coco_splits(ds, run_dir / "coco", cfg.train_domains)
     config = build_run_config(cfg, coco, ds.root, run_dir, len(sets["train"]))
-    if cfg.processes > 1:  # the batch is the global one: each process gets its share
-        batch = int(config.train_dataloader.batch_size)
-        if batch % cfg.processes:
-            raise ValueError(f"batch_size {batch} does not split over {cfg.processes} processes: use a multiple of "
-                             f"{cfg.processes}")
-        config.train_dataloader.batch_size = batch // cfg.processes
+    # the batch is the global one: each process gets its share
+    config.train_dataloader.batch_size = split_batch(int(config.train_dataloader.batch_size), cfg.processes)
     resume_from = latest_checkpoint(run_dir)
     config.resume = resume_from is not None
     config.load_from = None
@@ -700,8 +697,6 @@ def train_keypoints_2d(
     write_config_data(config, run_dir / RUN_CONFIG_FILE)
     start = time.perf_counter()
     if cfg.processes > 1:
-        from aims_lib.torchrun import run_module
-
         run_module("aims_lib.pose_branch.distributed_2d", ["--run-dir", str(run_dir), "--device", _device()],
                    cfg.processes, run_dir / "torchrun.log")
     else:
