@@ -30,7 +30,7 @@ TRUST_SMIL ?=
 TRUST_POSE2D_CHECKPOINT ?=
 TRUST_POSE2D_CONFIG ?=
 
-.PHONY: venv test reproduce clean-venv
+.PHONY: venv browser test reproduce clean-venv
 
 venv: $(STAMP)
 
@@ -53,7 +53,17 @@ $(STAMP): requirements.txt requirements-post.txt pyproject.toml
 	touch $(STAMP); \
 	echo "environment installed in $$(( $$(date +%s) - start )) s"
 
-test: venv
+# The browser tests (the session report in headless Chromium) drive Debian's chromium through
+# Playwright, never a downloaded browser: installed here when absent and apt-get can run (root).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's chromium for the browser tests (about a minute)"; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "no /usr/bin/chromium and no apt-get as root to install it: the browser tests will be skipped"; fi; \
+	fi
+
+test: venv browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 reproduce: venv

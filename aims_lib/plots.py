@@ -81,12 +81,16 @@ def plot_image_grid(
     ncols: int = 6,
     keypoints: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
     cell_inches: float = 1.9,
+    boxes: Sequence[Sequence[tuple[Sequence[float], str]]] | None = None,
 ) -> Figure:
-    """Images in a grid, optionally with a keypoint overlay (``(xy, visibility)``) each."""
+    """Images in a grid, optionally with a keypoint overlay (``(xy, visibility)``) and boxes
+    (``(x, y, w, h)``, colour) each."""
     fig, cells = _image_cells(images, titles, ncols, cell_inches, aspect=1.08)
     for i, ax in enumerate(cells):
         if keypoints is not None:
             draw_keypoints(ax, *keypoints[i])
+        for (x, y, w, h), colour in boxes[i] if boxes is not None else ():
+            ax.add_patch(plt.Rectangle((x, y), w, h, fill=False, edgecolor=colour, linewidth=1.4))
     fig.tight_layout()
     return fig
 
@@ -464,4 +468,53 @@ def plot_card(card: BenchmarkCard, title: str) -> Figure:
     axes[0].legend(loc="upper right", fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+# --- calibration and abstention (issue 28) ------------------------------------------------------
+
+
+def plot_reliability(rows: Mapping[str, tuple[np.ndarray, np.ndarray]], bins: int = 15,
+                     title: str = "reliability") -> Figure:
+    """Reliability diagrams, one panel per entry of ``rows`` (a name to ``(probs (N, K), labels
+    (N,))``, e.g. a model before and after temperature scaling): the accuracy of each confidence
+    bin as a bar from its lower edge (:func:`aims_lib.calibration.reliability`, torchmetrics'
+    bins), the bin's mean confidence as a dot, the diagonal of perfect calibration, and the ECE
+    in the panel's title. The bin of confidence exactly 1 shows as a diamond at x = 1."""
+    from aims_lib.calibration import expected_calibration_error, reliability
+
+    fig, axes = plt.subplots(1, len(rows), figsize=(3.6 * len(rows), 3.8), squeeze=False)
+    for ax, (name, (probs, labels)) in zip(axes[0], rows.items()):
+        r = reliability(probs, labels, bins)
+        full = r["count"] > 0
+        full[-1] = False  # the point bin {1} has no width
+        ax.bar(r["lower"][full], r["accuracy"][full], width=1.0 / bins, align="edge", color="#4c72b0",
+               edgecolor="white", label="accuracy")
+        ax.scatter(r["confidence"][full], r["accuracy"][full], s=10, color="#c44e52", zorder=3,
+                   label="mean confidence")
+        if r["count"][-1] > 0:
+            ax.scatter([1.0], r["accuracy"][-1:], marker="D", s=25, color="#4c72b0", zorder=3,
+                       label="confidence 1")
+        ax.plot([0, 1], [0, 1], ls="--", color="#7f7f7f", lw=1)
+        ax.set(xlim=(0, 1.02), ylim=(0, 1.02), xlabel="confidence", ylabel="accuracy")
+        ax.set_title(f"{name}: ECE {100 * expected_calibration_error(probs, labels, bins):.2f} %", fontsize=9)
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_risk_coverage(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str = "risk-coverage",
+                       ax: Axes | None = None) -> Figure:
+    """Risk (error rate among the answered images) against coverage, one line per entry of
+    ``curves`` (a name to :func:`aims_lib.conformal.risk_coverage`'s ``(coverage, risk)``), the
+    AURC (the mean risk) in the legend."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.0, 3.6))
+    else:
+        fig = ax.figure
+    for name, (coverage, risk) in curves.items():
+        ax.plot(coverage, risk, label=f"{name} (AURC {float(np.mean(risk)):.3f})")
+    ax.set(title=title, xlabel="coverage", ylabel="risk (error rate)", xlim=(0, 1), ylim=(0, None))
+    ax.legend(fontsize=8)
     return fig

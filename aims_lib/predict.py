@@ -27,8 +27,16 @@ argmax of ``p(f)`` alone could pick a child of another parent with fewer childre
 A fit counts as diverged as in :func:`aims_lib.pose_branch.lifting.fit_failures`: mean
 reprojection error above ``max_reprojection`` times the box's longer side.
 
-Without a box, the whole image is the box (no person detector): the model sees what it was
-trained on best when the infant fills most of the image.
+Without a box the predictor finds the infant (:mod:`aims_lib.auto_box`: 2D keypoints on the
+whole image, a box around the confident ones); an image without one (blank, noise, a thumbnail)
+is answered "no infant found". Images are read upright (EXIF orientation) by
+:func:`aims_lib.image_io.read_image`, the reader of training and evaluation too.
+
+With a ``calibration.json`` beside the manifest (notebook 06 fits it on real val,
+:class:`aims_lib.calibration.Calibration`) the probabilities are calibrated (the two experts
+pooled with fitted weights), each image gets conformal prediction sets and a hierarchical answer
+("sitting, fine pose uncertain"), and ``needs_review`` flags the images the model abstains on
+(no infant, a failed 3D fit, or a coarse set of several postures).
 
 A predictor is a directory holding ``predictor.json`` (written by :func:`write_manifest`,
 notebook 04 writes ``<reports_dir>/runs/full_model/``); its paths are relative to it, so the
@@ -49,7 +57,7 @@ a warning naming it: a predictor copied without its sibling runs still reads the
 
 Command line (one row per input file)::
 
-    python -m aims_lib.predict IMAGES... --run DIR --out predictions.csv [--overlays DIR] [--device cpu]
+    python -m aims_lib.predict IMAGES... --run DIR --out predictions.csv [--boxes boxes.csv|coco.json] [--overlays DIR] [--device cpu]
 
 Exit status: 0 when at least one image was predicted and every output was written; 1 when no
 image was predicted, the predictor could not be loaded or an output could not be written; 2 for
@@ -89,16 +97,23 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 import numpy as np
 
 from aims_lib import taxonomy
+from aims_lib.box_files import read_boxes
 from aims_lib.data.format import atomic_write_bytes
+from aims_lib.image_io import ImageReadError, read_image
 from aims_lib.safe_pickle import UnsafePickleError, load_weights_file
 from aims_lib.workspace import DEVICES, resolve_device
 
 if TYPE_CHECKING:
+    from aims_lib.calibration import Calibration
+    from aims_lib.conformal import Answer
     from aims_lib.pose_branch.estimator import KeypointEstimator
 
 log = logging.getLogger(__name__)
 
 MANIFEST: Final[str] = "predictor.json"
+#: Written beside the manifest by notebook 06 (temperatures, pooling weights, conformal thresholds
+#: fitted on real val); removed by :func:`write_manifest`, since it belongs to the old components.
+CALIBRATION: Final[str] = "calibration.json"
 FORMAT: Final[str] = "aims-predictor/1"
 #: Components that may be legacy pickles or configs that are code; ``trust`` names those a caller
 #: vouches for (SECURITY.md).
@@ -106,62 +121,6 @@ TRUSTABLE: Final[tuple[str, ...]] = ("body_model", "pose_prior", "pose2d_checkpo
 IMAGE_SUFFIXES: Final[tuple[str, ...]] = (".png", ".jpg", ".jpeg", ".bmp")
 #: Heatmap scores at or above this are drawn as confident keypoints in overlays (mmpose's 0.2).
 OVERLAY_SCORE: Final[float] = 0.2
-
-
-class ImageReadError(ValueError):
-    """An input image that is missing, empty or cannot be decoded (the message names it)."""
-
-
-def _rgb8(im: Any) -> np.ndarray:
-    """A Pillow image as uint8 RGB. One-channel images of more than 8 bits (16-bit PNG/TIFF:
-    modes ``I;16*``; ``I``; ``F``) are scaled by their bit depth: ``convert("RGB")`` clips them
-    at 255, which turns a 16-bit image nearly white. ``I``/``F`` do not say their depth: 16 bits
-    when the values fit (the usual content), else 31; ``F`` within [0, 1] is taken as such."""
-    if not (im.mode.startswith("I;16") or im.mode in ("I", "F")):
-        return np.asarray(im.convert("RGB"))
-    values = np.asarray(im).astype(np.float64)
-    top = float(values.max()) if values.size else 0.0
-    if im.mode == "F" and values.size and values.min() >= 0.0 and top <= 1.0:
-        full = 1.0
-    elif im.mode.startswith("I;16") or top <= 65535:
-        full = 65535.0
-    else:
-        full = float(2**31 - 1)
-    gray = np.round(np.clip(np.nan_to_num(values) / full, 0.0, 1.0) * 255.0).astype(np.uint8)
-    return np.repeat(gray[..., None], 3, axis=2)
-
-
-def read_image(image: np.ndarray | str | os.PathLike[str]) -> np.ndarray:
-    """A file or array as a uint8 RGB array (H, W, 3); :class:`ImageReadError` says why not."""
-    from PIL import Image, UnidentifiedImageError
-
-    if isinstance(image, (str, os.PathLike)):
-        path = Path(image)
-        if not path.is_file():
-            raise ImageReadError(f"{path}: no such file")
-        if path.stat().st_size == 0:
-            raise ImageReadError(f"{path}: empty file (0 bytes)")
-        try:
-            with Image.open(path) as im:
-                arr = _rgb8(im)
-        except Image.DecompressionBombError as exc:  # not an OSError: it would end the whole batch
-            raise ImageReadError(
-                f"{path}: refused as a possible decompression bomb ({exc}); raise PIL.Image.MAX_IMAGE_PIXELS to read it"
-            ) from None
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-            raise ImageReadError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from None
-        name = str(path)
-    else:
-        arr = np.asarray(image)
-        name = "array"
-        if arr.ndim == 2:
-            arr = np.repeat(arr[..., None], 3, axis=2)
-        if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.dtype != np.uint8:
-            raise ImageReadError(f"images must be uint8 RGB arrays (H, W, 3) or files; got {arr.dtype} {arr.shape}")
-        arr = arr[..., :3]
-    if arr.shape[0] < 2 or arr.shape[1] < 2:
-        raise ImageReadError(f"{name}: image too small ({arr.shape[1]} x {arr.shape[0]} px)")
-    return np.ascontiguousarray(arr)
 
 
 @dataclass
@@ -182,6 +141,17 @@ class Predictions:
     keypoints_3d: np.ndarray  # (N, 17, 3) normalised camera frame, NaN where the fit failed
     smplify_failed: np.ndarray  # (N,) bool
     reprojection_error: np.ndarray  # (N,) pixels, NaN where the fit failed
+    boxes: np.ndarray  # (N, 4) x, y, w, h the image was read in
+    box_source: list[str]  # "given", "automatic" or "whole image" (no infant found)
+    no_infant: np.ndarray  # (N,) bool: no infant found (aims_lib.auto_box); the labels mean nothing
+    calibrated: bool  # probabilities calibrated on real val (the run's calibration.json)
+    coarse_set: list[list[str]]  # conformal prediction set at the calibration's level ([] uncalibrated)
+    fine_set: list[list[str]]
+    answer: list[str]  # plain-language answer: the fine pose, "Sitting, fine pose uncertain", ...
+    answer_coarse: list[str | None]  # the posture the answer commits to (None: uncertain, no infant)
+    answer_fine: list[str | None]  # the fine pose it commits to (None: only the posture, or none)
+    needs_review: np.ndarray  # (N,) bool: the model abstains (review_reason says why)
+    review_reason: list[str]
 
     def __len__(self) -> int:
         return len(self.coarse)
@@ -193,6 +163,9 @@ class Predictions:
             return json.dumps(np.round(np.asarray(a, dtype=np.float64), digits).tolist()).replace("NaN", "null")
 
         return {
+            "answer": self.answer[i],
+            "needs_review": bool(self.needs_review[i]),
+            "review_reason": self.review_reason[i],
             "coarse": self.coarse[i],
             "coarse_prob": round(float(self.coarse_prob[i]), 4),
             "fine": self.fine[i],
@@ -205,6 +178,11 @@ class Predictions:
             "keypoints_2d": js(self.keypoints_2d[i], 1),
             "keypoint_scores": js(self.keypoint_scores[i], 3),
             "keypoints_3d": js(self.keypoints_3d[i], 4),
+            "box": js(self.boxes[i], 1),
+            "box_source": self.box_source[i],
+            "calibrated": self.calibrated,
+            "coarse_set": json.dumps(self.coarse_set[i]),
+            "fine_set": json.dumps(self.fine_set[i]),
         }
 
 
@@ -259,6 +237,7 @@ def write_manifest(
     }
     path = run_dir / MANIFEST
     atomic_write_bytes(path, json.dumps(manifest, indent=2).encode())
+    (run_dir / CALIBRATION).unlink(missing_ok=True)
     return path
 
 
@@ -313,6 +292,7 @@ class AIMSPosePredictor:
         smplify: Any,
         max_reprojection: float,
         device: str = "cpu",
+        calibration: Calibration | None = None,
     ) -> None:
         if not hipc.hierarchical:
             raise ValueError("the full model needs the hierarchical HIPC (the pose-branch classifier has no coarse input)")
@@ -323,18 +303,22 @@ class AIMSPosePredictor:
         self.smplify = smplify
         self.max_reprojection = max_reprojection
         self.device = device
+        self.calibration = calibration
 
     @classmethod
     def load(
-        cls, run_dir: str | os.PathLike[str], device: str = "cpu", trust: Collection[str] = ()
+        cls, run_dir: str | os.PathLike[str], device: str = "cpu", trust: Collection[str] = (), calibrated: bool = True,
     ) -> AIMSPosePredictor:
-        """Build the predictor that ``run_dir/predictor.json`` describes.
+        """Build the predictor that ``run_dir/predictor.json`` describes, with the run's
+        ``calibration.json`` when there is one and ``calibrated`` (False: the raw outputs, which
+        notebook 06 fits a calibration to).
 
         Every file is read as data only (SECURITY.md); ``trust`` names the components among
         :data:`TRUSTABLE` that the caller vouches for, to unpickle fully or execute (legacy files)."""
         if unknown := set(trust) - set(TRUSTABLE):
             raise ValueError(f"trust: unknown component(s) {sorted(unknown)}; one of {', '.join(TRUSTABLE)}")
 
+        from aims_lib.calibration import Calibration
         from aims_lib.hipc import load_hipc
         from aims_lib.image_branch.model import ImageBranch
         from aims_lib.pose_branch.estimator import DEFAULT_ESTIMATOR, ESTIMATORS, load_estimator
@@ -417,8 +401,9 @@ class AIMSPosePredictor:
             prior = trusted_load("pose_prior", lambda t: GMMPosePrior.load(prior_path, trusted=t))
         settings = {k: tuple(v) if isinstance(v, list) else v for k, v in manifest.get("smplify", {}).items()}
         smplify = SMPLify(body, prior, SMPLifyConfig(**settings), device)
+        calibration = Calibration.load(run_dir / CALIBRATION) if calibrated and (run_dir / CALIBRATION).is_file() else None
         return cls(image_branch.to(device), int(config["image_size"]), pose2d, hipc, smplify,
-                   float(manifest.get("max_reprojection", 0.25)), device)
+                   float(manifest.get("max_reprojection", 0.25)), device, calibration)
 
     def _coarse_probs(self, images: list[np.ndarray], boxes: np.ndarray, batch_size: int) -> np.ndarray:
         import torch
@@ -437,41 +422,68 @@ class AIMSPosePredictor:
                 out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
         return np.concatenate(out).astype(np.float64)
 
+    def _boxes(
+        self, arrays: list[np.ndarray], bboxes: np.ndarray | Sequence[Sequence[float]] | None, batch_size: int
+    ) -> tuple[np.ndarray, list[str], np.ndarray, list[str]]:
+        """Each image's box, where it came from, whether no infant was found and why: given boxes
+        are checked; missing ones (None, or a row of NaN) are found (:mod:`aims_lib.auto_box`)."""
+        from aims_lib.auto_box import find_infants
+
+        n = len(arrays)
+        if bboxes is None:
+            boxes = np.full((n, 4), np.nan)
+        else:
+            boxes = np.array(bboxes, dtype=np.float64)
+            if boxes.shape != (n, 4):
+                raise ValueError(f"got {n} images but bboxes of shape {boxes.shape}: one x, y, w, h box per image is needed")
+        given = ~np.isnan(boxes).all(axis=1)
+        if not (np.isfinite(boxes[given]).all() and (boxes[given, 2:] > 0).all()):
+            raise ValueError("bboxes must be finite with positive width and height (a row of NaN: find the infant)")
+        source = ["given"] * n
+        no_infant = np.zeros(n, dtype=bool)
+        reasons = [""] * n
+        if (~given).any():
+            missing = np.flatnonzero(~given)
+            found = find_infants(self.pose2d, [arrays[i] for i in missing], batch_size=batch_size)
+            boxes[missing] = found.boxes
+            for k, i in enumerate(missing):
+                source[i] = "automatic" if found.found[k] else "whole image"
+                no_infant[i] = not found.found[k]
+                reasons[i] = found.reason[k]
+        return boxes, source, no_infant, reasons
+
     def predict(
         self,
         images: Sequence[np.ndarray | str | os.PathLike[str]],
         bboxes: np.ndarray | Sequence[Sequence[float]] | None = None,
         batch_size: int = 32,
     ) -> Predictions:
-        """Labels, probabilities and keypoints of every image (files or uint8 RGB arrays), with
-        one ``x, y, w, h`` box each (None: the whole image). An unreadable image raises
-        :class:`ImageReadError` naming it (the CLI reads files one by one first)."""
+        """Labels, probabilities, answers and keypoints of every image (files or uint8 RGB arrays,
+        read upright by :func:`aims_lib.image_io.read_image`), with one ``x, y, w, h`` box each;
+        None, or a row of NaN, lets the predictor find the infant (:mod:`aims_lib.auto_box`; an
+        image with none gets ``no_infant`` and the answer "no infant found"). An unreadable image
+        raises :class:`ImageReadError` naming it (the CLI reads files one by one first)."""
         from aims_lib.hipc import coarse_marginal, predict_hipc
+        from aims_lib.pose_branch.lifting import fit_failures
         from aims_lib.pose_branch.smplify import default_intrinsics
 
         arrays = [read_image(im) for im in images]
         n = len(arrays)
         if n == 0:
             raise ValueError("no images to predict")
-        if bboxes is None:
-            boxes = np.array([[0.0, 0.0, a.shape[1], a.shape[0]] for a in arrays])
-        else:
-            boxes = np.asarray(bboxes, dtype=np.float64)
-            if boxes.shape != (n, 4):
-                raise ValueError(f"got {n} images but bboxes of shape {boxes.shape}: one x, y, w, h box per image is needed")
-            if not (np.isfinite(boxes).all() and (boxes[:, 2:] > 0).all()):
-                raise ValueError("bboxes must be finite with positive width and height")
+        boxes, box_source, no_infant, reasons = self._boxes(arrays, bboxes, batch_size)
         image_coarse = self._coarse_probs(arrays, boxes, batch_size)
         keypoints_2d, scores = self.pose2d.predict(arrays, boxes, batch_size=batch_size)
         K = default_intrinsics(np.array([a.shape[1] for a in arrays]), np.array([a.shape[0] for a in arrays]))
         fit = self.smplify.fit(keypoints_2d.astype(np.float64), scores.astype(np.float64), K).numpy()
-        from aims_lib.pose_branch.lifting import fit_failures
-
         failed = fit_failures(fit, boxes[:, 2:].max(1), self.max_reprojection)
         keypoints_3d = np.where(failed[:, None, None], np.nan, fit["keypoints_3d"]).astype(np.float32)
         log_probs = predict_hipc(self.hipc, keypoints_3d, image_coarse, device=self.device)
-        fine_probs = np.exp(log_probs.astype(np.float64))
-        coarse_probs = coarse_marginal(log_probs)  # the full model's coarse decision
+        if self.calibration is None:
+            fine_probs = np.exp(log_probs.astype(np.float64))
+            coarse_probs = coarse_marginal(log_probs)  # the full model's coarse decision
+        else:
+            coarse_probs, fine_probs = self.calibration.calibrated(image_coarse, log_probs)
         coarse_id = coarse_probs.argmax(1)
         fine_id = fine_probs.argmax(1)
         # A failed fit: p(f) is flat within each parent, so its argmax can be a child of another
@@ -479,6 +491,8 @@ class AIMSPosePredictor:
         children = np.eye(taxonomy.NUM_COARSE, dtype=bool)[list(taxonomy.FINE_TO_COARSE_ID)].T  # (4, 12)
         fine_id[failed] = np.where(children[coarse_id[failed]], fine_probs[failed], -np.inf).argmax(1)
         rows = np.arange(n)
+        coarse_set, fine_set, answers, needs_review, review_reason = self._answers(
+            coarse_probs, fine_probs, coarse_id, fine_id, failed, no_infant, reasons)
         return Predictions(
             coarse=[taxonomy.COARSE[i] for i in coarse_id],
             coarse_id=coarse_id,
@@ -494,14 +508,62 @@ class AIMSPosePredictor:
             keypoints_3d=keypoints_3d,
             smplify_failed=failed,
             reprojection_error=np.where(failed, np.nan, fit["reprojection_error"]),
+            boxes=boxes,
+            box_source=box_source,
+            no_infant=no_infant,
+            calibrated=self.calibration is not None,
+            coarse_set=coarse_set,
+            fine_set=fine_set,
+            answer=[a.text for a in answers],
+            answer_coarse=[a.coarse for a in answers],
+            answer_fine=[a.fine for a in answers],
+            needs_review=needs_review,
+            review_reason=review_reason,
         )
+
+    def _answers(
+        self, coarse_probs: np.ndarray, fine_probs: np.ndarray, coarse_id: np.ndarray, fine_id: np.ndarray,
+        failed: np.ndarray, no_infant: np.ndarray, reasons: list[str],
+    ) -> tuple[list[list[str]], list[list[str]], list[Answer], np.ndarray, list[str]]:
+        """Prediction sets, the answer and the abstention of each image.
+
+        Calibrated: the conformal sets at the calibration's level and the hierarchical answer of
+        :func:`aims_lib.conformal.hierarchical_answers` ("uncertain: Prone or Supine" abstains).
+        Uncalibrated: no sets, the fine label as the answer. Either way an image without an
+        infant, or whose 3D fit failed (the fine label then only follows the coarse one), abstains
+        on what it cannot tell."""
+        from aims_lib.conformal import Answer, hierarchical_answers, prediction_sets
+
+        n = len(coarse_id)
+        if self.calibration is None:
+            coarse_set: list[list[str]] = [[] for _ in range(n)]
+            fine_set: list[list[str]] = [[] for _ in range(n)]
+            answers = [Answer("fine", taxonomy.COARSE[c], taxonomy.FINE[f], f"{taxonomy.FINE[f]} ({taxonomy.COARSE[c]})")
+                       for f, c in zip(fine_id, coarse_id)]
+        else:
+            coarse_sets = prediction_sets(coarse_probs, self.calibration.coarse_threshold)
+            fine_sets = prediction_sets(fine_probs, self.calibration.fine_threshold)
+            coarse_set = [[taxonomy.COARSE[j] for j in np.flatnonzero(row)] for row in coarse_sets]
+            fine_set = [[taxonomy.FINE[j] for j in np.flatnonzero(row)] for row in fine_sets]
+            answers = hierarchical_answers(coarse_sets, fine_sets, coarse_probs, fine_probs)
+        review = [a.text if a.kind == "uncertain" else "" for a in answers]
+        for i in np.flatnonzero(failed & ~no_infant):
+            if answers[i].kind != "uncertain":
+                coarse = answers[i].coarse
+                answers[i] = Answer("coarse_only", coarse, None, f"{coarse}, fine pose uncertain")
+            review[i] = "3D fit failed: the fine pose follows the image branch's coarse label only"
+        for i in np.flatnonzero(no_infant):
+            answers[i], review[i] = Answer("uncertain", None, None, "no infant found"), reasons[i]
+            coarse_set[i], fine_set[i] = [], []
+        return coarse_set, fine_set, answers, np.array([bool(r) for r in review]), review
 
 
 # ----------------------------------------------------------------------------- command line
 
 CSV_COLUMNS: Final[tuple[str, ...]] = (
-    "file", "status", "error", "overlay_error", "coarse", "coarse_prob", "fine", "fine_prob", "smplify_failed",
-    "reprojection_error", "coarse_probs", "image_coarse_probs", "fine_probs", "keypoints_2d", "keypoint_scores", "keypoints_3d",
+    "file", "status", "error", "overlay_error", "answer", "needs_review", "review_reason", "coarse", "coarse_prob", "fine",
+    "fine_prob", "calibrated", "coarse_set", "fine_set", "box", "box_source", "smplify_failed", "reprojection_error",
+    "coarse_probs", "image_coarse_probs", "fine_probs", "keypoints_2d", "keypoint_scores", "keypoints_3d",
 )
 
 
@@ -603,11 +665,13 @@ def write_overlay(path: Path, image: np.ndarray, pred: Predictions, i: int) -> N
 
 
 class RunSummary(NamedTuple):
-    """What :func:`run_cli` did: images predicted, images with an error row, overlays not written."""
+    """What :func:`run_cli` did: images predicted (among them ``no_infant`` where none was found),
+    images with an error row, overlays not written."""
 
     predicted: int
     failed: int
     overlays_unwritten: int
+    no_infant: int = 0
 
 
 def _output_error(path: Path, exc: OSError) -> OSError:
@@ -622,6 +686,7 @@ def run_cli(
     overlays: Path | None = None,
     chunk: int = 64,
     batch_size: int = 32,
+    boxes: np.ndarray | None = None,
 ) -> RunSummary:
     """Predict ``files`` in chunks, write the overlays as they are made and the CSV (atomically)
     at the end. Errors are per file: a chunk that fails as a whole is retried image by image so
@@ -629,7 +694,9 @@ def run_cli(
     a full disk) loses no prediction: its row keeps them, with the reason in ``overlay_error``,
     and a line goes to stderr. Unwritable or input-overwriting outputs are a ValueError before
     any image is read (:func:`check_outputs`); an OSError creating the overlays folder or writing
-    the CSV names that path, and leaves no partial CSV at ``out``."""
+    the CSV names that path, and leaves no partial CSV at ``out``. ``boxes`` (N, 4): one box per
+    file (:func:`aims_lib.box_files.read_boxes`), NaN rows (or None) to find the infant; an image
+    without one gets ``status=no_infant``."""
     from tqdm.auto import tqdm
 
     check_outputs(out, overlays, files)
@@ -654,20 +721,23 @@ def run_cli(
         bar.update(min(start + chunk, len(files)) - start - len(part))
         if not part:
             continue
+        def box_rows(items: list[tuple[int, np.ndarray]]) -> np.ndarray | None:
+            return None if boxes is None else boxes[[i for i, _ in items]]
+
         try:
-            groups = [(part, predictor.predict([a for _, a in part], batch_size=batch_size))]
+            groups = [(part, predictor.predict([a for _, a in part], box_rows(part), batch_size=batch_size))]
         except Exception as exc:  # isolate the image that broke the chunk
             log.debug("chunk failed (%s): retrying image by image", exc)
             groups = []
             for item in part:
                 try:
-                    groups.append(([item], predictor.predict([item[1]], batch_size=batch_size)))
+                    groups.append(([item], predictor.predict([item[1]], box_rows([item]), batch_size=batch_size)))
                 except Exception as exc1:
                     rows[item[0]]["error"] = f"{files[item[0]]}: prediction failed ({type(exc1).__name__}: {exc1})"
                     bar.write(f"error: {rows[item[0]]['error']}", file=sys.stderr)
         for items, pred in groups:
             for j, (i, image) in enumerate(items):
-                rows[i].update(status="ok", **pred.row(j))
+                rows[i].update(status="no_infant" if pred.no_infant[j] else "ok", **pred.row(j))
                 if overlays is not None:
                     try:
                         write_overlay(overlays / names[i], image, pred, j)
@@ -685,8 +755,8 @@ def run_cli(
         atomic_write_bytes(out, buf.getvalue().encode())
     except OSError as exc:
         raise _output_error(out, exc) from exc
-    predicted = sum(r["status"] == "ok" for r in rows)
-    return RunSummary(predicted, len(rows) - predicted, unwritten)
+    predicted = sum(r["status"] != "error" for r in rows)
+    return RunSummary(predicted, len(rows) - predicted, unwritten, sum(r["status"] == "no_infant" for r in rows))
 
 
 EXIT_STATUS: Final[str] = (
@@ -709,6 +779,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="CSV to write (one row per input file; not an input)")
     parser.add_argument("--overlays", type=Path, default=None,
                         help="directory for PNGs with keypoints and labels (not the folder of an input)")
+    parser.add_argument("--boxes", type=Path, default=None,
+                        help="the infants' boxes: a CSV with columns file,x,y,w,h or a COCO .json (aims_lib.box_files); "
+                             "images without one, and all images without this option, get an automatic box")
     parser.add_argument("--device", default="cpu", help=f"{', '.join(DEVICES)} (checked before the predictor loads)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--chunk", type=int, default=64, help="images per SMPLify batch")
@@ -727,6 +800,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("no image files among the inputs")
     try:
         check_outputs(args.out, args.overlays, files)
+        boxes = read_boxes(args.boxes, files) if args.boxes is not None else None
     except ValueError as exc:
         parser.error(str(exc))
     try:
@@ -735,12 +809,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot load the predictor: {exc}", file=sys.stderr)
         return 1
     try:
-        summary = run_cli(files, predictor, args.out, args.overlays, args.chunk, args.batch_size)
+        summary = run_cli(files, predictor, args.out, args.overlays, args.chunk, args.batch_size, boxes)
     except OSError as exc:
         print(f"error: cannot write {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     unwritten = f"; {summary.overlays_unwritten} overlays not written" if summary.overlays_unwritten else ""
-    print(f"{summary.predicted} of {len(files)} images predicted, {summary.failed} errors; wrote {args.out}{unwritten}",
+    empty = f" ({summary.no_infant} with no infant found)" if summary.no_infant else ""
+    print(f"{summary.predicted} of {len(files)} images predicted{empty}, {summary.failed} errors; wrote {args.out}{unwritten}",
           file=sys.stderr)
     return 0 if summary.predicted > 0 and not summary.overlays_unwritten else 1
 

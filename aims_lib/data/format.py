@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from aims_lib import taxonomy
+from aims_lib.image_io import ImageReadError, image_size
 
 FORMAT_VERSION: Final[str] = "1.0"
 DOMAINS: Final[tuple[str, ...]] = ("synthetic", "real")
@@ -579,22 +580,16 @@ def copy_file_atomic(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -
         atomic_write_bytes(dst, payload)
 
 
-class UnreadableImage(ValueError):
-    """An image file Pillow cannot decode whole (missing, truncated, not an image, or over its
-    decompression-bomb limit); the message names the file and Pillow's reason."""
+#: The dataset code's name for :class:`aims_lib.image_io.ImageReadError`: one error for an image
+#: that cannot be read, wherever it is read.
+UnreadableImage = ImageReadError
 
 
 def decoded_image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
-    """(width, height) of an image decoded whole, not just its header, so that a truncated file
-    fails here (:class:`UnreadableImage`)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return im.size
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise UnreadableImage(f"cannot read image {path}: {exc}") from None
+    """(width, height) of an image as training reads it (:func:`aims_lib.image_io.image_size`):
+    upright after its EXIF orientation, which is the pixel frame of a dataset's boxes and
+    keypoints, and decoded whole so that a truncated file fails here (:class:`UnreadableImage`)."""
+    return image_size(path)
 
 
 def write_dataset(

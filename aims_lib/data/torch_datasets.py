@@ -13,6 +13,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from aims_lib import image_io
 from aims_lib.data.format import DOMAINS, AimsDataset, DatasetError, Sample, load_dataset
 
 @dataclass(frozen=True)
@@ -61,12 +62,12 @@ def _resolve(dataset: AimsDataset | str | os.PathLike[str]) -> AimsDataset:
 
 
 def read_image(sample: Sample) -> Image.Image:
-    """Open a sample's image as RGB, naming the file when it cannot be read."""
+    """A sample's image as RGB, read as everywhere else (:func:`aims_lib.image_io.read_image`:
+    upright, deep images scaled); a :class:`DatasetError` names the file and image id if it cannot be."""
     try:
-        with Image.open(sample.path) as im:
-            return im.convert("RGB")
-    except (OSError, ValueError) as exc:
-        raise DatasetError(f"{sample.path}: image id {sample.image_id}: unreadable: {exc}") from None
+        return Image.fromarray(image_io.read_image(sample.path))
+    except image_io.ImageReadError as exc:
+        raise DatasetError(f"{sample.path}: image id {sample.image_id}: unreadable: {exc.reason}") from exc
 
 
 #: Margin around the infant's box in the square crop, as a fraction of the box's longer side.

@@ -42,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config.model_wrapper_cfg = {"type": "MMDistributedDataParallel", "broadcast_buffers": False, "device_ids": None}
     try:
         run_training(config, run_dir, main_process=dist.get_rank() == 0)
+        dist.barrier()  # no process leaves the group while another still writes or communicates
     finally:
         dist.destroy_process_group()
     return 0

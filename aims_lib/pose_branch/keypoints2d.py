@@ -81,6 +81,7 @@ import numpy as np
 
 from aims_lib import taxonomy
 from aims_lib.data.format import DOMAINS, AimsDataset, Sample, atomic_write_bytes, load_dataset, person_category
+from aims_lib.image_io import read_image
 from aims_lib.pose_branch.estimator import PREDICTIONS_FILE, save_predictions
 from aims_lib.pose_branch.model_config import (
     CONFIG_DIR,
@@ -245,20 +246,9 @@ def _as_boxes(bboxes: np.ndarray | Sequence[Sequence[float]] | None, n: int) -> 
 
 
 def _as_bgr(image: np.ndarray | str | Path) -> np.ndarray:
-    """An image as mmpose's pipelines expect it (uint8 BGR, like cv2.imread); arrays are RGB."""
-    if isinstance(image, (str, Path)):
-        import cv2
-
-        bgr = cv2.imread(str(image), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise FileNotFoundError(f"image not found or unreadable: {image}")
-        return bgr
-    arr = np.asarray(image)
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, axis=2)
-    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.dtype != np.uint8:
-        raise ValueError(f"images must be uint8 RGB arrays (H, W, 3) or file paths; got {arr.dtype} {arr.shape}")
-    return np.ascontiguousarray(arr[..., 2::-1])
+    """An image as mmpose's pipelines expect it (uint8 BGR, like cv2.imread): a file or an RGB
+    array read by :func:`aims_lib.image_io.read_image`, as everywhere else."""
+    return np.ascontiguousarray(read_image(image)[..., ::-1])
 
 
 class Pose2DEstimator:

@@ -170,7 +170,7 @@ def chunks(plan: list[PlannedSample]) -> list[list[PlannedSample]]:
     return out
 
 
-def _prop_mesh(prop: Any) -> Any:
+def prop_mesh(prop: Any) -> Any:
     """A pose prop (e.g. the back support) as a placed, coloured trimesh mesh."""
     mesh = prop.world_mesh()
     mesh.visual.vertex_colors = np.append(np.asarray(prop.color) * 255, 255).astype(np.uint8)
@@ -237,7 +237,7 @@ class _ChunkMaker:
                 diaper_m, garment_m = sample_clothing(rng, settings.body)
                 diaper_w, garment_w = clothing_weights(appearance.garment, self.template, self.parts, self.faces)
                 verts = displace_clothing(displace_clothing(verts, self.faces, diaper_w, diaper_m), self.faces, garment_w, garment_m)
-            props = [_prop_mesh(p) for p in poses.props[i]]
+            props = [prop_mesh(p) for p in poses.props[i]]
             occluded = draws_occluder(rng, settings.photo.occlusion)
             for _ in range(MAX_CAMERA_TRIES):
                 shot = pick_shot(rng, settings.photo.framing)
