@@ -22,11 +22,10 @@ from typing import Any
 from aims_lib.data.format import atomic_write_bytes
 from aims_lib.machine import cpu_isa_level, machine
 from aims_lib.pose_branch.model_config import CONFIG_DIR, check_config_path
-from aims_lib.profiles import get_profile, reports_path
+from aims_lib.profiles import REPO, get_profile, reports_path
 from aims_lib.stage_times import stages_since
 from aims_lib.workspace import DEVICES, resolve_device
 
-REPO = Path(__file__).resolve().parents[1]
 PROFILES = ("smoke", "quick", "paper")
 
 

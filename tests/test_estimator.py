@@ -66,7 +66,7 @@ def test_a_registered_class_without_predict_is_refused(monkeypatch: pytest.Monke
 
 
 def test_predictor_uses_the_manifests_estimator(fake_registered: str, tmp_path: Path, tiny: AimsDataset) -> None:
-    """predict.py reaches the 2D keypoints only through the interface: a fake estimator's
+    """The predictor reaches the 2D keypoints only through the interface: a fake estimator's
     keypoints are the predictor's."""
     from aims_lib.hipc import HIPCTrainConfig, save_hipc, train_hipc
     from aims_lib.image_branch import ImageTrainConfig, train_image_branch

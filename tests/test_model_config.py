@@ -170,7 +170,8 @@ def test_a_crafted_predictor_directory_runs_nothing(tmp_path: Path, capsys: pyte
     command line, its estimator entry cannot name a module; the clean folder predicts."""
     from aims_lib.hipc import HIPCTrainConfig, save_hipc, train_hipc
     from aims_lib.image_branch import ImageTrainConfig, train_image_branch
-    from aims_lib.predict import AIMSPosePredictor, main, write_manifest
+    from aims_lib.predict import AIMSPosePredictor, write_manifest
+    from aims_lib.predict.cli import main
 
     fixture = Path(__file__).resolve().parents[1] / "data" / "fixtures" / "aims_tiny"
     train_image_branch(fixture / "annotations.json", tmp_path / "image", ImageTrainConfig(

@@ -18,7 +18,9 @@ from aims_lib.data.format import load_dataset
 from aims_lib.hipc import HIPCTrainConfig, save_hipc, train_hipc
 from aims_lib.image_branch import ImageTrainConfig, train_image_branch
 from aims_lib.pose_branch import keypoints2d as k2d
-from aims_lib.predict import AIMSPosePredictor, main, read_image, write_manifest
+from aims_lib.image_io import read_image
+from aims_lib.predict import AIMSPosePredictor, write_manifest
+from aims_lib.predict.cli import main
 
 #: A fit of a few iterations: the test is about plumbing, not accuracy.
 TINY_SMPLIFY = {"stage1_iters": 3, "tilts": [0.0], "pose_starts": 1, "explore_iters": 2, "stage2_iters": 3}
@@ -132,7 +134,7 @@ def test_cli_on_good_and_bad_files(run_dir: Path, tmp_path: Path, capsys: pytest
 def test_a_failing_chunk_is_retried_image_by_image(
     predictor: AIMSPosePredictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aims_lib import predict as pr
+    from aims_lib.predict import cli as pr
 
     files = _images(3)
     original = AIMSPosePredictor.predict
@@ -155,7 +157,7 @@ def test_a_decompression_bomb_is_a_per_file_error(
 ) -> None:
     from PIL import Image
 
-    from aims_lib import predict as pr
+    from aims_lib.predict import cli as pr
 
     good = _images(2)
     Image.new("RGB", (200, 200)).save(tmp_path / "bomb.png")  # 40000 pixels > 2 x 5000
@@ -172,7 +174,7 @@ def test_the_output_path_is_checked_before_any_work(
     run_dir: Path, predictor: AIMSPosePredictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from aims_lib import predict as pr
+    from aims_lib.predict import cli as pr
 
     def fail(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("work started before the output path was checked")
@@ -205,7 +207,7 @@ def test_the_output_path_is_checked_before_any_work(
 def test_overlays_of_colliding_names_are_all_written(predictor: AIMSPosePredictor, tmp_path: Path) -> None:
     import shutil
 
-    from aims_lib import predict as pr
+    from aims_lib.predict import cli as pr
 
     src = _images(3)
     files = [tmp_path / "a" / "x.png", tmp_path / "b" / "x.png", tmp_path / "c" / "x_1.png"]
@@ -279,7 +281,7 @@ def test_a_legacy_body_model_loads_only_when_the_run_names_it_trusted(run_dir: P
     from collections import OrderedDict
 
     from aims_lib.body import procedural_arrays
-    from aims_lib.predict import main
+    from aims_lib.predict.cli import main
     from aims_lib.safe_pickle import UnsafePickleError
 
     legacy = tmp_path / "legacy_body.pkl"
@@ -319,7 +321,7 @@ def test_an_output_over_an_input_is_refused_before_any_work(
 ) -> None:
     import shutil
 
-    from aims_lib import predict as pr
+    from aims_lib.predict import cli as pr
 
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -352,7 +354,7 @@ def test_a_failing_overlay_keeps_every_prediction(
     import errno
     import re
 
-    from aims_lib import predict as pr
+    from aims_lib.predict import cli as pr
 
     written: list[Path] = []
     write_overlay = pr.write_overlay

@@ -35,12 +35,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aims_lib.data.format import atomic_write_bytes
 from aims_lib.pose_branch.mmcv_shim import import_mmpose
+from aims_lib.profiles import REPO
 
 if TYPE_CHECKING:
     from mmengine.config import Config
 
 #: The repository's mmpose configs: trusted as code.
-CONFIG_DIR: Final[Path] = Path(__file__).resolve().parents[2] / "configs" / "pose2d"
+CONFIG_DIR: Final[Path] = REPO / "configs" / "pose2d"
 #: A run directory's config, as data.
 RUN_CONFIG_FILE: Final[str] = "config.json"
 #: What run directories held before: the merged config as Python (refused unless trusted).

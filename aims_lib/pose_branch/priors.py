@@ -20,6 +20,7 @@ from typing import Any, Final
 import numpy as np
 import torch
 
+from aims_lib.profiles import REPO
 from aims_lib.safe_pickle import load_pickle
 from aims_lib.taxonomy import FINE
 
@@ -35,7 +36,7 @@ NUM_COMPONENTS: Final[int] = 8
 REG_COVAR: Final[float] = 1e-2
 
 #: Cache of fitted priors; ``AIMS_CACHE_DIR`` overrides it (``data/`` is git-ignored).
-DEFAULT_CACHE_DIR: Final[Path] = Path(__file__).resolve().parents[2] / "data" / "cache"
+DEFAULT_CACHE_DIR: Final[Path] = REPO / "data" / "cache"
 
 # Bending prior: (body_pose index, sign) of the hinge component of each elbow and knee. A
 # positive ``sign * angle`` is a hyper-extension: left elbow about +y, right elbow about -y,

@@ -1,0 +1,7 @@
+"""``python -m aims_lib.session``: the command line (:mod:`aims_lib.session.cli`)."""
+
+import sys
+
+from aims_lib.session.cli import main
+
+sys.exit(main())
