@@ -475,16 +475,21 @@ def plot_card(card: BenchmarkCard, title: str) -> Figure:
 
 
 def plot_reliability(rows: Mapping[str, tuple[np.ndarray, np.ndarray]], bins: int = 15,
-                     title: str = "reliability") -> Figure:
+                     title: str = "reliability", ncols: int = 4) -> Figure:
     """Reliability diagrams, one panel per entry of ``rows`` (a name to ``(probs (N, K), labels
     (N,))``, e.g. a model before and after temperature scaling): the accuracy of each confidence
     bin as a bar from its lower edge (:func:`aims_lib.calibration.reliability`, torchmetrics'
     bins), the bin's mean confidence as a dot, the diagonal of perfect calibration, and the ECE
-    in the panel's title. The bin of confidence exactly 1 shows as a diamond at x = 1."""
+    in the panel's title; ``ncols`` panels a row. The bin of confidence exactly 1 shows as a
+    diamond at x = 1."""
     from aims_lib.calibration import expected_calibration_error, reliability
 
-    fig, axes = plt.subplots(1, len(rows), figsize=(3.6 * len(rows), 3.8), squeeze=False)
-    for ax, (name, (probs, labels)) in zip(axes[0], rows.items()):
+    ncols = max(1, min(ncols, len(rows)))
+    nrows = -(-len(rows) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.6 * nrows), squeeze=False)
+    for ax in axes.flat[len(rows):]:
+        ax.axis("off")
+    for ax, (name, (probs, labels)) in zip(axes.flat, rows.items()):
         r = reliability(probs, labels, bins)
         full = r["count"] > 0
         full[-1] = False  # the point bin {1} has no width

@@ -134,6 +134,10 @@ def test_reliability_has_one_panel_per_model_with_its_ece_and_the_diagonal() -> 
     assert [len(c.get_offsets()) for c in before.collections][-1] == 1 and len(after.collections) == 1
     assert all(p.get_width() == pytest.approx(0.1) for p in before.patches)
     plt.close(fig)
+    fig = plot_reliability({f"m{k}": (probs, labels) for k in range(3)}, ncols=2)  # a grid, the spare cell blank
+    assert len(fig.axes) == 4 and [ax.get_title().split(":")[0] for ax in fig.axes[:3]] == ["m0", "m1", "m2"]
+    assert not fig.axes[3].axison and fig.axes[2].get_subplotspec().rowspan.start == 1
+    plt.close(fig)
 
 
 def test_risk_coverage_puts_the_aurc_in_the_legend() -> None:

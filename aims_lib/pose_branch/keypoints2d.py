@@ -25,8 +25,9 @@ the estimator registry (:mod:`aims_lib.pose_branch.estimator`). Here:
 Decoding is mmpose's MSRA heatmap decoder: the argmax of each heatmap, moved a quarter heatmap
 pixel towards the higher neighbour (the usual sub-pixel refinement), mapped from heatmap to crop
 to image through the box's centre and scale (the box is padded by 1.25 and widened to the input's
-aspect ratio). Boxes are the annotated ones (one infant per image; there is no person detector),
-or the whole image when none is given. Test-time flip averaging follows the config (on).
+aspect ratio). Boxes are the annotated ones (one infant per image), or the whole image when none
+is given (the predictor then finds the infant's box from that pass, :mod:`aims_lib.auto_box`).
+Test-time flip averaging follows the config (on).
 
 Runs are seeded: two CPU runs with the same seed give identical keypoints. A resumed run shuffles
 its epochs as an uninterrupted one would (mmengine's sampler seeds by epoch), but its
