@@ -30,7 +30,7 @@ TRUST_SMIL ?=
 TRUST_POSE2D_CHECKPOINT ?=
 TRUST_POSE2D_CONFIG ?=
 
-.PHONY: venv browser test reproduce clean-venv
+.PHONY: venv browser test reproduce explore clean-venv
 
 venv: $(STAMP)
 
@@ -75,3 +75,7 @@ reproduce: venv
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The explorer of a finished run (notebook 07) as an app: http://localhost:8866
+explore: venv
+	$(VENV)/bin/voila reports/$(PROFILE)/seed$(SEED)/07_explorer.ipynb --no-browser

@@ -12,10 +12,12 @@ import dataclasses
 import io
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.colors import to_hex
 from PIL import Image
 from scipy.special import log_softmax
 
@@ -26,6 +28,7 @@ from aims_lib.explore import (
     ALL, Explorer, ExplorerRun, Filters, MissingRunError, confusion, figure_png, load_run, plot_domain_pair,
     plot_image_view, plot_probabilities, plot_skeleton, save_montage, select, view_figures,
 )
+from aims_lib.explore.figures import TRUE_COLOUR, WRONG_COLOUR
 from aims_lib.explore.run import IMAGE_RUN
 from aims_lib.pose_branch.lifting import ground_truth_3d_camera
 
@@ -180,8 +183,8 @@ def test_probability_bars_show_each_answer(run: ExplorerRun) -> None:
     assert image_ax.get_title().startswith("image branch: Sitting (")
     assert pose_ax.get_title().startswith("pose branch: Rolling (")
     assert full_ax.get_title().startswith("full model: Sitting w/ Support (") and "\ncoarse: Sitting (" in full_ax.get_title()
-    colour = {ax: [tuple(p.get_facecolor()[:3]) for p in ax.patches] for ax in fig.axes}
-    green, red = (0.17254901960784313, 0.6274509803921569, 0.17254901960784313), (0.8392156862745098, 0.15294117647058825, 0.1568627450980392)
+    colour = {ax: [to_hex(p.get_facecolor()) for p in ax.patches] for ax in fig.axes}
+    green, red = TRUE_COLOUR, WRONG_COLOUR
     assert colour[full_ax][6] == green and colour[full_ax][7] == red and colour[pose_ax][6] == green
     assert colour[pose_ax].count(red) == 0 and colour[image_ax][1] == green and colour[image_ax][2] == red
 
@@ -198,6 +201,8 @@ def test_domain_pair_puts_the_class_in_both_domains(ds: AimsDataset, run: Explor
     fig = plot_domain_pair(blank, 12)  # the real one: its synthetic partner goes left
     assert [ax.get_title() for ax in fig.axes if ax.images] == ["synthetic: Standing\nid 12 (train)",
                                                                 "real proxy: Standing\nid 99 (test)"]
+    imported = dataclasses.replace(blank, dataset=dataclasses.replace(wider, info={"source": "import"}))
+    assert imported.real_name == "real" and "real: Standing" in plot_domain_pair(imported, 12).axes[1].get_title()
 
 
 def test_montage_stacks_the_view(run: ExplorerRun, tmp_path: Path) -> None:
@@ -272,7 +277,8 @@ def test_load_run_reads_what_the_notebooks_saved(ds: AimsDataset, tmp_path: Path
 def test_a_missing_piece_names_its_file_and_notebook(ds: AimsDataset, tmp_path: Path, missing: str, notebook: str) -> None:
     write_fake_run(tmp_path, ds)
     (tmp_path / missing).unlink()
-    with pytest.raises(MissingRunError, match=f"{tmp_path / missing} not found: run notebook {notebook} first") as error:
+    message = f"{tmp_path / missing} not found: run notebook {notebook} first"
+    with pytest.raises(MissingRunError, match=re.escape(message)) as error:
         load_run(tmp_path, ds)
     assert isinstance(error.value, FileNotFoundError) and str(error.value).count("\n") == 0
 
@@ -280,7 +286,7 @@ def test_a_missing_piece_names_its_file_and_notebook(ds: AimsDataset, tmp_path: 
 def test_a_run_without_calibration_loads_raw(ds: AimsDataset, tmp_path: Path) -> None:
     write_fake_run(tmp_path, ds, calibration=False)
     (tmp_path / "02_image_branch.json").write_text(json.dumps({"runs_by_setting": {}}))
-    with pytest.raises(MissingRunError, match=f"names no '{IMAGE_RUN}' run: run notebook 02_image_branch_lmmd.ipynb"):
+    with pytest.raises(MissingRunError, match=re.escape(f"names no '{IMAGE_RUN}' run: run notebook 02_image_branch_lmmd.ipynb")):
         load_run(tmp_path, ds)
     (tmp_path / "02_image_branch.json").write_text(json.dumps({"runs_by_setting": {IMAGE_RUN: "image_coarse_fake"}}))
     assert load_run(tmp_path, ds).calibration is None
@@ -291,8 +297,13 @@ def test_a_run_without_calibration_loads_raw(ds: AimsDataset, tmp_path: Path) ->
 
 def test_the_app_follows_its_controls(ds: AimsDataset) -> None:
     calibration = Calibration(2.0, 3.0, 1.0, 0.0, 0.9, math.inf, math.inf)
-    app = Explorer(tiny_run(ds, calibration), Filters(split=ALL, domain=ALL))
-    assert app.index.max == 11 and app.row == 0 and "id 1 " in app.labels.value
+    app = Explorer(tiny_run(ds, calibration), Filters(split=ALL, domain=ALL), start=2)
+    assert app.index.max == 11 and app.row == 2 and "id 3 " in app.labels.value
+    app.previous.click()
+    app.previous.click()
+    assert app.row == 0 and "id 1 " in app.labels.value
+    app.previous.click()  # clamped at the first image
+    assert app.row == 0
     first_image, first_labels = app.image.value, app.labels.value
     app.next.click()
     assert app.row == 1 and app.image.value != first_image and "id 2 " in app.labels.value

@@ -144,7 +144,8 @@ def test_results_json_has_the_documented_shape(smoke_run):
                                           "02 backbone start", "02 image-branch runs", "03 2D training",
                                           "03 2D prediction", "03 2D training, synthetic only", "03 SMPLify lift: annotated 2D",
                                           "03 SMPLify lift: estimated 2D", "04 HIPC trainings", "05 LMMD weight sweep",
-                                          "05 adaptation methods"]
+                                          "05 adaptation methods", "06 predictor on real test, three box modes",
+                                          "06 predictor on real val, calibration", "06 demo session: render and report"]
     assert all(v >= 0 for v in run["stage_seconds"].values())
     assert run["stage_seconds"]["03 2D training"] < run["wall_seconds"]["03_pose_branch"]
     full = results["accuracy"]["table2"]["fine"]["full"]
@@ -311,7 +312,7 @@ def test_deployment_notebook_outputs(smoke_run):
 def test_paper_profile_dry_run(tmp_path):
     """``make reproduce PROFILE=paper DRY_RUN=1``: the paper profile's code path (ResNet-50 at 224 px
     pretrained on the synthetic images first, HRNet-W32 at 256x192, 256 px renders, both
-    adaptation sources) through all five notebooks on a handful of images, marked as a dry run."""
+    adaptation sources) through every notebook on a handful of images, marked as a dry run."""
     from aims_lib.reproduce import results_markdown
 
     params = {"profile": "paper", "dry_run": True, "seed": 0, "device": "cpu", "reports_dir": str(tmp_path / "reports"),
@@ -331,3 +332,19 @@ def test_paper_profile_dry_run(tmp_path):
     assert results["pose2d"]["config"] == "hrnet_w32_256x192.py"
     assert results["uda_methods"]["plan"] == {m: ["synthetic", "synthetic+real"] for m in results["uda_methods"]["plan"]}
     assert json.loads((reports / "04_hipc_full_model.json").read_text())["train_keypoints"] == "smplify_gt2d"
+
+
+def test_explorer_notebook_outputs(smoke_run):
+    """Notebook 07 (aims_lib.explore): it loads the finished run without training, saves its static
+    view, and reads the same models notebook 04 scored (its Table 2 numbers again)."""
+    root, walls = smoke_run
+    reports = root / "reports"
+    assert "07_explorer" in walls
+    assert (reports / "figures" / "07_explorer.png").stat().st_size > 10_000
+    record = json.loads((reports / "07_explorer.json").read_text())
+    assert record["images"] == 96 and record["calibration"] is True and record["selection"]["images"] > 0
+    table2, top1 = json.loads((reports / "04_hipc_full_model.json").read_text())["table2"], record["top1_real_test"]
+    assert top1["full model/fine"] == pytest.approx(table2["fine"]["full"], abs=0.01)
+    assert top1["pose branch/fine"] == pytest.approx(table2["fine"]["pose"], abs=0.01)
+    assert top1["pose branch/coarse"] == pytest.approx(table2["coarse"]["pose"], abs=0.01)
+    assert top1["image branch/coarse"] == pytest.approx(table2["coarse"]["image_lmmd"], abs=0.01)

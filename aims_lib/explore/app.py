@@ -20,7 +20,10 @@ import ipywidgets as w
 import numpy as np
 
 from aims_lib.data.format import SPLITS
-from aims_lib.explore.figures import DEFAULT_VIEW, describe, figure_png, plot_domain_pair, plot_image_view, plot_probabilities, plot_skeleton
+from aims_lib.explore.figures import (
+    DEFAULT_VIEW, TRUE_COLOUR, WRONG_COLOUR, describe, figure_png, plot_domain_pair, plot_image_view, plot_probabilities,
+    plot_skeleton,
+)
 from aims_lib.explore.run import LABELS, MODELS, MODELS_AT, ExplorerRun
 from aims_lib.explore.selection import ALL, Filters, confusion, select
 
@@ -34,10 +37,12 @@ def _class_options(level: str) -> list[str]:
 
 
 class Explorer:
-    """The widget app over one run (module docstring); ``widget`` is what a cell displays, the
-    controls are attributes so that tests can turn them."""
+    """The widget app over one run (module docstring), starting at ``filters``, the ``start``-th
+    image of their selection and 3D ``view``; ``widget`` is what a cell displays, the controls
+    are attributes so that tests can turn them."""
 
-    def __init__(self, run: ExplorerRun, filters: Filters = Filters(), view: tuple[float, float] = DEFAULT_VIEW) -> None:
+    def __init__(self, run: ExplorerRun, filters: Filters = Filters(), view: tuple[float, float] = DEFAULT_VIEW,
+                 start: int = 0) -> None:
         self.run = run
         self._quiet = False
         self.rows = np.zeros(0, dtype=np.int64)
@@ -53,7 +58,7 @@ class Explorer:
         self.only_errors = w.Checkbox(value=filters.only_errors, description="only errors")
         self.calibrated = w.Checkbox(value=filters.calibrated and run.calibration is not None, disabled=run.calibration is None,
                                      description="calibrated" if run.calibration else "calibrated (run notebook 06)")
-        self.index = w.IntSlider(min=0, max=0, description="image", continuous_update=False)
+        self.index = w.IntSlider(min=0, max=0, description="image", continuous_update=False, readout=False)
         self.previous = w.Button(description="◀ previous", layout=w.Layout(width="110px"))
         self.next = w.Button(description="next ▶", layout=w.Layout(width="110px"))
         self.count = w.HTML()
@@ -79,8 +84,10 @@ class Explorer:
             self.bars,
             self.matrix,
         ])
+        self.widget.add_class("explore-app")
         self._wire()
         self.refresh()
+        self.index.value = min(start, self.index.max)
 
     def _wire(self) -> None:
         for control in (self.split, self.domain, self.model, self.calibrated, self.true_class, self.predicted_class,
@@ -160,7 +167,7 @@ class Explorer:
         self.show()
 
     def show(self) -> None:
-        """Draw the image at the slider and its labels; an empty selection hides the figures."""
+        """Draw the image at the slider, then its labels; an empty selection hides the figures."""
         row = self.row
         self.count.value = f"{self.index.value + 1 if len(self.rows) else 0} of {len(self.rows)} images"
         figures = (self.image, self.skeleton, self.bars, self.domains)
@@ -170,11 +177,11 @@ class Explorer:
             self.labels.value = "<div>No image matches these filters.</div>"
             return
         calibrated = self.calibrated.value
-        self.labels.value = self._labels_html(row, calibrated)
         self.image.value = figure_png(plot_image_view(self.run, row))
         self.bars.value = figure_png(plot_probabilities(self.run, row, calibrated))
         self.domains.value = figure_png(plot_domain_pair(self.run, row))
         self._draw_skeleton()
+        self.labels.value = self._labels_html(row, calibrated)  # last: new labels mean every figure is drawn
 
     def _draw_skeleton(self) -> None:
         if self.row is not None:
@@ -183,7 +190,7 @@ class Explorer:
     def _labels_html(self, row: int, calibrated: bool) -> str:
         """The shown image and every model's answer at both levels, wrong answers in red."""
         truth = {level: LABELS[level][int(self.run.truth(level)[row])] for level in LABELS}
-        lines = [f"<tr><th></th><th>coarse</th><th>fine</th></tr>",
+        lines = ["<tr><th></th><th>coarse</th><th>fine</th></tr>",
                  f"<tr><td>true</td><td>{html.escape(truth['coarse'])}</td><td>{html.escape(truth['fine'])}</td></tr>"]
         for model in MODELS:
             cells = []
@@ -192,12 +199,13 @@ class Explorer:
                     cells.append("<td>–</td>")
                     continue
                 label, prob = self.run.answer(row, model, level, calibrated)
-                colour = "#2ca02c" if label == truth[level] else "#d62728"
+                colour = TRUE_COLOUR if label == truth[level] else WRONG_COLOUR
                 cells.append(f'<td style="color:{colour}">{html.escape(label)} ({prob:.2f})</td>')
             lines.append(f"<tr><td>{model}</td>{''.join(cells)}</tr>")
-        fit = "failed" if self.run.fit_failed[row] else "converged"
+        fit = ("failed: the pose branch answers uniformly, the full model with the image branch's coarse decision"
+               if self.run.fit_failed[row] else "used")
         return (f'<div><b>{html.escape(describe(self.run, row))}</b><br><table style="border-spacing:12px 2px">'
-                f"{''.join(lines)}</table>SMPLify fit: {fit}; {'calibrated' if calibrated else 'raw'} probabilities</div>")
+                f"{''.join(lines)}</table>SMPLify fit {fit}; {'calibrated' if calibrated else 'raw'} probabilities</div>")
 
     def _draw_matrix(self, filters: Filters) -> None:
         """The confusion matrix of the model at the level as buttons: counts, the diagonal green,
@@ -228,7 +236,8 @@ def _grid(names: tuple[str, ...], cells: list[list[w.Button]]) -> w.GridBox:
     return w.GridBox(header + body, layout=w.Layout(grid_template_columns=f"190px repeat({len(names)}, 40px)", grid_gap="2px"))
 
 
-def explorer(run: ExplorerRun, filters: Filters = Filters(), view: tuple[float, float] = DEFAULT_VIEW) -> w.Widget:
-    """The explorer of ``run`` (:class:`Explorer`), starting at ``filters`` and 3D ``view``
-    (elevation, azimuth): the widget a notebook cell shows."""
-    return Explorer(run, filters, view).widget
+def explorer(run: ExplorerRun, filters: Filters = Filters(), view: tuple[float, float] = DEFAULT_VIEW,
+             start: int = 0) -> w.Widget:
+    """The explorer of ``run`` (:class:`Explorer`), starting at ``filters``, the ``start``-th
+    image of their selection and 3D ``view`` (elevation, azimuth): the widget a notebook cell shows."""
+    return Explorer(run, filters, view, start).widget

@@ -71,8 +71,8 @@ def plot_skeleton(run: ExplorerRun, row: int, elevation: float = DEFAULT_VIEW[0]
     if np.isfinite(truth).all():
         sets = {"ground truth": truth, **sets}
     name = "SMPLify fit failed" if run.fit_failed[row] else "3D keypoints"
-    return plot_skeleton_views(sets, [name], views=((elevation, azimuth, f"elevation {elevation:.0f}°, azimuth {azimuth:.0f}°"),),
-                               cell_inches=3.4)
+    view = (elevation, azimuth, f"elevation {elevation:.0f}°, azimuth {azimuth:.0f}°")
+    return plot_skeleton_views(sets, [name], views=(view,), cell_inches=3.4)
 
 
 def plot_probabilities(run: ExplorerRun, row: int, calibrated: bool = False) -> Figure:

@@ -135,11 +135,13 @@ class ExplorerRun:
 
 
 def check_level(level: str) -> None:
+    """A ValueError unless ``level`` is coarse or fine."""
     if level not in LABELS:
         raise ValueError(f"unknown level {level!r}: coarse or fine")
 
 
 def check_model(model: str, level: str) -> None:
+    """A ValueError unless ``model`` gives a label at ``level`` (:data:`MODELS_AT`)."""
     check_level(level)
     if model not in MODELS_AT[level]:
         raise ValueError(f"{model!r} gives no {level} label here: choose one of {', '.join(MODELS_AT[level])}")
