@@ -348,3 +348,24 @@ def test_explorer_notebook_outputs(smoke_run):
     assert top1["pose branch/fine"] == pytest.approx(table2["fine"]["pose"], abs=0.01)
     assert top1["pose branch/coarse"] == pytest.approx(table2["coarse"]["pose"], abs=0.01)
     assert top1["image branch/coarse"] == pytest.approx(table2["coarse"]["image_lmmd"], abs=0.01)
+
+
+def test_explorer_in_a_browser_on_the_smoke_run(smoke_run, tmp_path):
+    """Notebook 07 served by Voila on the smoke run's reports, in headless Chromium: stepping to the
+    next image, picking a true class and clicking a confusion-matrix cell each change the image
+    and the labels shown; the screenshot goes under the run's reports."""
+    browser = pytest.importorskip("test_explorer_browser", reason="the browser helpers of tests/test_explorer_browser.py")
+    if not browser.CHROMIUM.is_file():
+        pytest.skip("needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium); no browser is downloaded")
+    root, _ = smoke_run
+    reports = root / "reports"
+    app = browser.prepare(tmp_path, {"profile": "smoke", "device": "cpu", "reports_dir": str(reports), "split": "all",
+                                     "domain": "all"})
+    screenshot = reports / "figures" / "07_explorer_app.png"
+    with browser.voila(app, tmp_path / "voila.log") as url:
+        seen = browser.drive(url, screenshot)
+    assert seen["errors"] == []
+    assert seen["next"]["labels"] != seen["start"]["labels"] and seen["next"]["image"] != seen["start"]["image"]
+    assert f"true: {seen['true_class']}" in seen["picked"]["labels"]
+    assert f"true: {seen['cell_true']}" in seen["cell_labels"]
+    assert screenshot.stat().st_size > 30_000
