@@ -34,34 +34,8 @@ coarse input, so :func:`train_hipc` needs the image branch's coarse probabilitie
 training images (a one-hot true parent would drive every other parent to 1e-12 and HIPC would
 never learn the pose's own coarse evidence), and selects the epoch by the full model's fine
 accuracy on real val, with the image branch's val probabilities. Caveat: the image branch was
-trained on the same training images, so on data it fits well its training probabilities are more
-confident than its test ones, and HIPC then learns to lean on them more than it should; on the
-quick profile the image branch is near chance on every split (coarse top-1: 33 % train, 34 %
-test), so this did not show.
-
-Measured on the embedded quick benchmark with a near-chance image branch (LMMD, synthetic+real,
-34.3 % coarse top-1 on real test), real test split (198 images), HIPC trained on SMPLify fits
-of the training images and selected/tested on fits from the same 2D source, 30 epochs, fine
-top-1 (coarse top-1 of the full model) as the mean of seeds 0, 1, 2:
-
-=============================================  ====================  ====================
-design                                          fits of annotated 2D  fits of HRNet's 2D
-=============================================  ====================  ====================
-old: factorisation, true parent in training,    35.7 (34.3)           18.5 (34.3)
-within-parent selection
-new: product of experts, image probabilities    **90.9** (99.7)       **24.1** (44.6)
-in training, full-model selection
-new, but within-parent selection                90.9 (99.7)           23.2 (45.3)
-new, but the true parent in training (seed 0)   58.1 (62.6)           18.7 (35.9)
-pose branch alone (seed 0)                      91.9 (99.5)           22.7 (46.5)
-=============================================  ====================  ====================
-
-The old design's coarse decision is the image branch's (34.3 %) and caps it, although the 3D
-keypoints alone give 99.5 % coarse top-1 from annotated 2D. Within-parent selection (the val
-accuracy with the true parent as coarse input) picked the same epochs from annotated 2D and did
-not help from HRNet's 2D (23.2 against 24.1 %, seeds within +-3 points), so it is not offered.
-With a near-chance image branch the full model can only match the pose branch, as here; with an
-informative one the product adds the image's coarse evidence.
+trained on the same training images, so its training probabilities can be more confident than
+its test ones, and HIPC may lean on them more than it should.
 
 Failed fits (non-finite keypoints) are handled in :meth:`HIPC.forward`: their logits are zero,
 so :math:`p(f) = p(c(f)) / n(c(f))`: the pose branch then predicts fine id 0 (uniform), the full
@@ -69,27 +43,13 @@ model falls back to the image branch (its coarse marginal is the image branch's 
 its fine label the first child of the image branch's coarse label). Training leaves such rows
 out (:attr:`HIPCTrainResult.n_excluded`).
 
-Training (:class:`HIPCTrainConfig`): cross-entropy, Adam, batch 128, the learning rate x0.1 at
-half the epochs (the reference: 1e-4, 60 epochs, step at 30; 1e-4 underfits our few thousand
-skeletons: 60.6 % against 78.8 % pose-branch fine top-1 at 1e-3 after 30 epochs, quick profile,
-ground-truth 3D, uniform rotations), random rotations as augmentation. Choices of ours, measured on the quick
-profile's real test split (pose branch, fine top-1):
-
-* **Rotations of up to 30 degrees about each camera axis**, not uniform 3D rotations. The 3D
-  keypoints live in the camera frame, and cameras of infant photos are roughly upright
-  (the generator: elevation 20-80 degrees, roll within 10), so "down" in the camera frame
-  carries gravity, which separates lying, sitting and standing. Uniform rotations erase it:
-  79.3 % against 91.9 % (SMPLify fits of the annotated 2D), 15.7 % against 22.7 % (fits of
-  HRNet's 2D); no rotation: 88.9 % and 24.2 %.
-* **HIPC trains on SMPLify fits, not on ground-truth 3D**: the fits of the training images from
-  the same 2D source as at test time (HRNet's keypoints for the deployable model). Tested on fits
-  of HRNet's keypoints, training on ground-truth 3D gave 11.1 % against 22.7 % for training on
-  the fits (the errors of weak 2D keypoints and of the fit are learnt); on fits of the annotated
-  2D, both gave 92 %. Notebook 04 trains on each source and shows the effect.
-
-Speed: 30 epochs on the quick profile's 1677 training skeletons take 40-45 s on one CPU thread
-of a loaded 2-core machine (60 epochs: about 85 s); one thread, because two threads on shared
-cores made it 20 times slower.
+Training (:class:`HIPCTrainConfig`): cross-entropy, Adam (lr 1e-3, where the reference's 1e-4
+underfits our few thousand skeletons), batch 128, the learning rate x0.1 at half the epochs,
+random rotations of up to 30 degrees about each camera axis (not uniform 3D rotations: cameras
+of infant photos are roughly upright, so "down" in the camera frame carries gravity, which
+separates lying, sitting and standing), one CPU thread. The measurements behind these choices
+and the product's design are in ``docs/decisions.md`` ("HIPC: the product of experts and its
+training", 2026-12-07, with the commands).
 
 Sources: ``docs/references.md#hipc``.
 """

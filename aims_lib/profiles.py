@@ -31,13 +31,8 @@ class Profile:
     #: from scratch).
     pretrain_epochs: int
     pretrain_iters: int
-    #: Pose branch: 2D keypoint config (under configs/pose2d), epochs and batch. Quick, measured
-    #: on the quick data (real test split, AP / PCK@0.05 / PCK@0.1, training seconds on 2 CPU
-    #: threads): the HRNet-W16-small of hrnet_w16s_96x96_fast.py, from scratch, 12 epochs: AP
-    #: 0.013 at PCK@0.05 0.14 / PCK@0.1 0.43 on the 160-px data of then; lite0_160x160.py
-    #: (ImageNet EfficientNet-Lite0, fine-tuned) with 2 frozen stages, 10 epochs: 0.602 / 0.769 /
-    #: 0.936 (490 s); 3 frozen stages, 6 epochs: 0.467 / 0.666 / 0.881 (250 s); 3 frozen, 8
-    #: epochs (chosen): 0.536 / 0.718 / 0.912 (326 s); notebook 03 shows the learning curve.
+    #: Pose branch: 2D keypoint config (under configs/pose2d), epochs and batch (the quick choice:
+    #: docs/decisions.md, "Measurements moved from docstrings"; notebook 03 shows the learning curve).
     pose2d_config: str  # mmpose config file under configs/pose2d (pose branch)
     pose2d_epochs: int
     pose2d_batch: int
@@ -48,13 +43,8 @@ class Profile:
     hipc_epochs: int = 60  # HIPC and pose-branch classifier (the reference's 60; lr step at half)
     hipc_batch: int = 128
     #: Leading backbone stages frozen and cached (0: DSAN's full fine-tuning; the paper profile).
-    #: Quick, measured on the quick data (seed 0, 2 CPU threads, real val / real test coarse %,
-    #: synthetic+real source, source-only and LMMD): Lite0 at 128 px with the stem and three
-    #: block groups frozen (0.28 / 0.54 s per step instead of 0.99 / 2.4 s) and 100 iterations
-    #: under-fits (real train 44 %; val 40 / 47); six frozen, 200 iterations: val 51 / 51, test
-    #: 43 / 45; seven frozen (only the last block group and the head convolution train), 200
-    #: iterations: val 49 / 51, test 52 / 49; the same at 160 px, 300 iterations: val 52 / 49,
-    #: test 53 / 52, about 30 s per run after a one-off cache of 50 s. Chosen: the last.
+    #: Quick: seven of Lite0's nine, at 160 px (the measurements: docs/decisions.md,
+    #: "Measurements moved from docstrings").
     image_freeze_stages: int = 0
     #: Sources on which notebook 05 runs the adaptation methods beyond the paper's (DAN, DANN,
     #: CDAN+E, MCC; source-only and LMMD run on every source in notebook 02). Quick: the synthetic

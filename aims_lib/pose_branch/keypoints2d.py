@@ -40,24 +40,12 @@ correct within 0.05 x max(box width, box height) of the annotation, mmpose's ``b
 an image's detection score for AP is the mean of its keypoint scores above 0.2, as mmpose's
 CocoMetric rescoring.
 
-Measured on the project's machine kind (2 cores, no GPU), training through the Runner with its
-data pipeline, on the quick data (1200 synthetic + 477 real training images at 224 px):
-
-* ``lite0_160x160.py`` (the quick and smoke profiles: ImageNet EfficientNet-Lite0, 3.5 M
-  parameters, bfloat16, batch 32): training 38-41 img/s with 3 frozen stages (34 with 2);
-  inference with flip test 68 img/s (channels-last, batch 8; 21 img/s in the default layout at
-  batch 32). Real test split, AP / PCK@0.05 / PCK@0.1: 8 epochs (the
-  quick profile, about 6 minutes) 0.536 / 0.718 / 0.912; 10 epochs with 2 frozen stages 0.602 /
-  0.769 / 0.936. Notebook 03 shows the learning curve.
-* ``hrnet_w16s_96x96.py`` (1.3 M parameters, from scratch; ``hrnet_w16s_96x96_fast.py`` adds
-  bfloat16 and flip-only augmentation): training 72-74 img/s with 2 threads (157 with the fast
-  config), inference with flip test 205-250 img/s channels-last, batched here, against 37-39 img/s through ``inference_topdown`` image
-  by image (the same keypoints). On 160-px data of the same size, 12 epochs of the fast config
-  reached PCK@0.05 0.14, PCK@0.1 0.43 and AP 0.013: from scratch, a few CPU minutes give weak
-  keypoints. When other processes load the cores, 2 torch threads collapse to 6-7 img/s: run the
-  CPU profile alone, or set ``torch.set_num_threads(1)``.
-* ``hrnet_w32_256x192.py`` (28.5 M): training 2.2 img/s, inference 3.5 img/s (2 threads):
-  a GPU config.
+Configs (``configs/pose2d``): ``lite0_160x160.py`` (the quick and smoke profiles: ImageNet
+EfficientNet-Lite0 fine-tuned, 3.5 M parameters, bfloat16 on CPUs that have it),
+``hrnet_w16s_96x96.py`` (a CPU-sized HRNet from scratch, the baseline it replaced) and
+``hrnet_w32_256x192.py`` (the paper's, a GPU config). Their speeds and accuracies:
+``docs/decisions.md`` ("Measurements moved from docstrings") and
+``benchmarks/pose2d_training_speed.py``, ``benchmarks/pose_branch_benchmark.py``.
 
 Sources: ``docs/references.md#mmpose``, ``docs/references.md#syrip``.
 """

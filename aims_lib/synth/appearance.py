@@ -12,22 +12,14 @@ An :class:`Appearance` is plain data (JSON via :meth:`Appearance.to_dict`), draw
   shadow (shape from shading, as in a photo taken under a lamp or a window). Both domains are
   stored as JPEG at quality 95.
 
-How the real domain was chosen (issue 13; ``benchmarks/real_domain_levers.py`` re-measures it):
-a domain-adaptation benchmark needs a target domain that carries the label (a classifier
-trained on target labels does well there) and still differs from the source. The benchmark
-card's target ceiling (``aims_lib.card``, T->T coarse / fine, 224 px, quick data, seed 0) is
-83 / 70 % with the synthetic style; one real-style group at a time: photo backdrops 76 / 55,
-photo floors 82 / 65, patterned clothes and skin mottle 77 / 59, photographic lighting 86 / 72,
-the old camera pipeline (blur up to 1.5 px, noise up to 0.05, JPEG 20-75, vignetting, exposure
-and white balance) 64 / 41, clutter of skin- and cloth-coloured toys 80 / 61. The old real
-style with all of them reached 56 / 37 (50 / 26 at 160 px). So the real domain keeps what
-photographs have and renders lack, and costs the label least: lighting, photographic
-surroundings (backdrops out of focus, as a phone camera's depth of field leaves them); it gives
-up clutter, patterned clothes, mottled skin, vignetting, exposure and white-balance shifts, blur
-and sensor noise, each of which cost the target ceiling 3-20 points on its own and together
-left the label barely learnable. Even phone-level noise (0.003-0.015) with JPEG 60-92 on top of
-the chosen style cost 2.4 points (78.5 -> 76.1 coarse) and left the ceiling at 74 % on a second
-seed, so the camera pipeline stays off.
+Why the real domain looks so: a domain-adaptation benchmark needs a target domain that carries
+the label (a classifier trained on target labels does well there) and still differs from the
+source. So the real domain keeps what photographs have and renders lack and what costs the label
+least (photographic lighting, photo backdrops out of focus), and gives up clutter, patterned
+clothes, mottled skin, vignetting, exposure and white-balance shifts, blur and sensor noise,
+each of which cost the benchmark card's target ceiling points on its own (the measurements:
+``docs/decisions.md``, "Measurements moved from docstrings", and
+``benchmarks/real_domain_levers.py``, which measures them again).
 
 Surface colours are per vertex and computed in template space (the body's rest pose), so
 patterns stick to the body whatever its pose. Body regions come from per-vertex SMPL part ids
