@@ -95,7 +95,7 @@ def voila(notebook: Path, log: Path) -> Iterator[str]:
 
 def drive(url: str, screenshot: Path) -> dict[str, Any]:
     """Open the explorer at ``url`` in headless Chromium, wait for its widgets, then step to the
-    next image, pick the last true class in the dropdown and click the first non-empty
+    next image, pick the last true class in the dropdown other than the shown image's, and click the first non-empty
     confusion-matrix cell; returns what was seen after each step, and saves a screenshot of the app."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
@@ -118,21 +118,23 @@ def drive(url: str, screenshot: Path) -> dict[str, Any]:
                 return {"labels": labels.inner_text(), "image": image.screenshot(),
                         "count": page.locator(".explore-count").inner_text()}
 
-            def changed(before: str) -> None:  # the kernel answers, then the labels change
+            def changed(before: dict[str, Any], what: str = "labels") -> None:  # the kernel answers: ``what`` changes
                 page.wait_for_function("([sel, old]) => document.querySelector(sel).innerText !== old",
-                                       arg=[".explore-labels", before], timeout=60_000)
+                                       arg=[f".explore-{what}", before[what]], timeout=60_000)
 
             seen["start"] = state()
             page.locator("button.explore-next").click()
-            changed(seen["start"]["labels"])
+            changed(seen["start"])
             seen["next"] = state()
             dropdown = page.locator(".explore-true-class select")
-            seen["true_class"] = dropdown.locator("option").all_inner_texts()[-1]
-            dropdown.select_option(label=seen["true_class"])
-            changed(seen["next"]["labels"])
+            shown = re.search(r"true: (.+?) \(", seen["next"]["labels"]).group(1)  # the image now shown
+            option = [o for o in dropdown.locator("option").all_inner_texts() if o.replace("\xa0", " ") != shown][-1]
+            seen["true_class"] = option.replace("\xa0", " ")  # another class than the shown one: the image must change
+            dropdown.select_option(label=option)
+            changed(seen["next"])
             seen["picked"] = state()
             dropdown.select_option(label="any")
-            changed(seen["picked"]["labels"])
+            changed(seen["picked"], "count")  # back to every image (the first may be the same)
             cell = page.locator(".explore-matrix button", has_text=re.compile(r"^[1-9]\d*$")).first
             seen["cell"] = next(c for c in cell.get_attribute("class").split() if c.startswith("explore-cell-"))
             cell.click()

@@ -359,8 +359,8 @@ def test_explorer_in_a_browser_on_the_smoke_run(smoke_run, tmp_path):
         pytest.skip("needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium); no browser is downloaded")
     root, _ = smoke_run
     reports = root / "reports"
-    app = browser.prepare(tmp_path, {"profile": "smoke", "device": "cpu", "reports_dir": str(reports), "split": "all",
-                                     "domain": "all"})
+    app = browser.prepare(tmp_path, {"profile": "smoke", "device": "cpu", "reports_dir": str(reports),
+                                     "data_dir": str(root / "data"), "split": "all", "domain": "all"})
     screenshot = reports / "figures" / "07_explorer_app.png"
     with browser.voila(app, tmp_path / "voila.log") as url:
         seen = browser.drive(url, screenshot)
