@@ -15,7 +15,7 @@ at each level, raw or calibrated, the way notebooks 04 and 06 score them.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -80,6 +80,8 @@ class ExplorerRun:
     pose_log: np.ndarray
     full_log: np.ndarray
     calibration: Calibration | None = None
+    #: :meth:`probabilities` per ``calibrated`` flag, computed once (every view asks several times).
+    _probabilities: dict[bool, dict[str, np.ndarray]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = len(self.dataset.samples)
@@ -113,12 +115,15 @@ class ExplorerRun:
         if calibrated and self.calibration is None:
             raise ValueError("this run has no calibration (runs/full_model/calibration.json): run notebook "
                              "06_deployment.ipynb first, or look at the raw probabilities")
+        if calibrated in self._probabilities:
+            return self._probabilities[calibrated]
         scores = RawScores(softmax(np.asarray(self.image_logits, np.float64), axis=1), self.pose_log, self.full_log,
                            self.truth("coarse"), self.truth("fine"))
         p = model_probabilities(scores, self.calibration if calibrated else None)
-        return {"image branch/coarse": p["image_branch"], "pose branch/fine": p["pose_branch"],
-                "pose branch/coarse": coarse_marginal(np.log(np.maximum(p["pose_branch"], 1e-300))),
-                "full model/fine": p["full_model"], "full model/coarse": p["full_model_coarse"]}
+        return self._probabilities.setdefault(calibrated, {
+            "image branch/coarse": p["image_branch"], "pose branch/fine": p["pose_branch"],
+            "pose branch/coarse": coarse_marginal(np.log(np.maximum(p["pose_branch"], 1e-300))),
+            "full model/fine": p["full_model"], "full model/coarse": p["full_model_coarse"]})
 
     def predicted(self, model: str, level: str, calibrated: bool = False) -> np.ndarray:
         """Predicted class ids (N,) of ``model`` at ``level`` (:data:`MODELS_AT`)."""

@@ -41,6 +41,7 @@ import numpy as np
 from aims_lib.box_files import read_boxes
 from aims_lib.data.format import atomic_write_bytes
 from aims_lib.image_io import ImageReadError, read_image
+from aims_lib.outputs import check_parent, naming, same_path
 from aims_lib.predict.predictor import IMAGE_SUFFIXES, OVERLAY_SCORE, TRUSTABLE, AIMSPosePredictor, Predictions
 from aims_lib.workspace import DEVICES, resolve_device
 
@@ -86,28 +87,10 @@ def _overlay_names(files: Sequence[Path]) -> list[str]:
     return names
 
 
-def _check_parent(path: Path, what: str) -> None:
-    """The nearest existing folder above ``path`` must be a writable directory (the missing ones
-    are created when writing)."""
-    ancestor = path.parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise ValueError(f"{what} {path}: {ancestor} is not a directory")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ValueError(f"{what} {path}: {ancestor} is not writable")
-
-
-def _same_path(a: Path, b: Path) -> bool:
-    """Whether two paths name one file or folder: equal once resolved (symbolic links, ``..``) or,
-    when both exist, the same file (a case-insensitive file system spells it either way)."""
-    return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
-
-
 def check_outputs(out: Path, overlays: Path | None = None, inputs: Sequence[Path] = ()) -> None:
     """Refuse a CSV path or overlays folder that cannot be written or would overwrite an input,
     before any model loads or image is read: a long batch must not fail at its last step, and no
-    command writes over what it reads. Judged on resolved paths (:func:`_same_path`):
+    command writes over what it reads. Judged on resolved paths (:func:`~aims_lib.outputs.same_path`):
 
     * the CSV must not be one of ``inputs``;
     * the overlays folder must not be the folder of any input: an overlay is named after its
@@ -117,9 +100,9 @@ def check_outputs(out: Path, overlays: Path | None = None, inputs: Sequence[Path
       written flat into it)."""
     if out.is_dir():
         raise ValueError(f"output CSV {out} is a directory: name the file to write")
-    _check_parent(out, "output CSV")
+    check_parent(out, "output CSV")
     for f in inputs:
-        if _same_path(out, f):
+        if same_path(out, f):
             raise ValueError(f"output CSV {out} is the input {f}: choose another --out (outputs never overwrite inputs)")
     if overlays is None:
         return
@@ -129,9 +112,9 @@ def check_outputs(out: Path, overlays: Path | None = None, inputs: Sequence[Path
         if not os.access(overlays, os.W_OK | os.X_OK):
             raise ValueError(f"overlays directory {overlays} is not writable")
     else:
-        _check_parent(overlays, "overlays directory")
+        check_parent(overlays, "overlays directory")
     for folder, f in {f.parent: f for f in reversed(inputs)}.items():  # each folder with its first input
-        if _same_path(overlays, folder):
+        if same_path(overlays, folder):
             raise ValueError(f"overlays directory {overlays} is the folder of the input {f}: an overlay could replace "
                              "an input or a file beside it; choose another --overlays (outputs never overwrite inputs)")
 
@@ -158,11 +141,6 @@ class RunSummary(NamedTuple):
     failed: int
     overlays_unwritten: int
     no_infant: int = 0
-
-
-def _output_error(path: Path, exc: OSError) -> OSError:
-    """``exc`` as an OSError that names the output ``path`` (not a temporary file beside it)."""
-    return OSError(exc.errno, exc.strerror or str(exc), str(path))
 
 
 def run_cli(
@@ -193,7 +171,7 @@ def run_cli(
         try:
             overlays.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise _output_error(overlays, exc) from exc
+            raise naming(overlays, exc) from exc
     unwritten = 0
     bar = tqdm(total=len(files), unit="img", desc="predicting", disable=len(files) < 2, file=sys.stderr)
     for start in range(0, len(files), chunk):  # images are read chunk by chunk: memory stays bounded
@@ -240,7 +218,7 @@ def run_cli(
     try:
         atomic_write_bytes(out, buf.getvalue().encode())
     except OSError as exc:
-        raise _output_error(out, exc) from exc
+        raise naming(out, exc) from exc
     predicted = sum(r["status"] != "error" for r in rows)
     return RunSummary(predicted, len(rows) - predicted, unwritten, sum(r["status"] == "no_infant" for r in rows))
 

@@ -15,7 +15,6 @@ import base64
 import csv
 import io
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -26,6 +25,7 @@ import numpy as np
 
 from aims_lib import taxonomy
 from aims_lib.data.format import atomic_write_bytes
+from aims_lib.outputs import check_parent, naming, same_path
 from aims_lib.session.frames import SessionInput
 from aims_lib.session.summary import FrameRecord, coarse_answer, fine_answer, plain_summary
 
@@ -254,10 +254,6 @@ def output_paths(out: Path) -> tuple[Path, Path, Path]:
     return out, out.with_suffix(".csv"), out.with_suffix(".json")
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
-
-
 def check_outputs(out: Path, session: SessionInput) -> None:
     """Refuse, before any model loads, a report path that is no ``.html`` file, whose outputs
     (:func:`output_paths`) are folders or sit in no writable folder, or would overwrite an input
@@ -269,13 +265,9 @@ def check_outputs(out: Path, session: SessionInput) -> None:
         if path.is_dir():
             raise ValueError(f"output {path} is a directory: name the report file to write")
         for f in inputs:
-            if _same_file(path, f):
+            if same_path(path, f):
                 raise ValueError(f"output {path} is the input {f}: choose another --out (outputs never overwrite inputs)")
-    ancestor = out.parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ValueError(f"output {out}: {ancestor} is not a writable folder")
+    check_parent(out, "output")
 
 
 def _write(path: Path, payload: bytes) -> None:
@@ -283,7 +275,7 @@ def _write(path: Path, payload: bytes) -> None:
     try:
         atomic_write_bytes(path, payload)
     except OSError as exc:
-        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise naming(path, exc) from exc
 
 
 def write_report(
