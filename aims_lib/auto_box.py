@@ -1,10 +1,9 @@
 r"""The infant's box when none is given: 2D keypoints on the whole image, a box around the confident ones.
 
 A photo from a phone comes without an annotated box, and the image branch and the 2D estimator
-are top-down: they see the infant at the scale they were trained on only inside its box (on 40
-real-test images of the quick run, the whole image as the box gave 25 % fine top-1 against 85 %
-with the annotated boxes). No separate detector is trained: the 2D estimator already localises
-the joints. Per image, ``passes`` rounds of
+are top-down: they see the infant at the scale they were trained on only inside its box (the
+whole image as the box loses about half the fine top-1: ``docs/decisions.md``, "Automatic
+boxes"). No separate detector is trained: the 2D estimator already localises the joints. Per image, ``passes`` rounds of
 
 1. the estimator's keypoints and heatmap scores in the current box (first: the whole image);
 2. the box around the keypoints scoring at least ``min_score``, enlarged by ``margin`` times its

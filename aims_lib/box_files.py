@@ -27,6 +27,8 @@ from typing import Any, Final
 
 import numpy as np
 
+from aims_lib.boxes import invalid_boxes
+
 log = logging.getLogger(__name__)
 
 CSV_FIELDS: Final[tuple[str, ...]] = ("file", "x", "y", "w", "h")
@@ -37,7 +39,8 @@ class BoxFileError(ValueError):
 
 
 def _box(values: Sequence[Any], where: str) -> list[float]:
-    """Four finite numbers with positive width and height, or :class:`BoxFileError` naming ``where``."""
+    """Four finite numbers with positive width and height (:mod:`aims_lib.boxes`), or
+    :class:`BoxFileError` naming ``where`` and the field."""
     out = []
     for field, value in zip(("x", "y", "w", "h"), values):
         try:
@@ -47,7 +50,7 @@ def _box(values: Sequence[Any], where: str) -> list[float]:
         if not math.isfinite(number):
             raise BoxFileError(f"{where}: {field} = {value!r} is not finite")
         out.append(number)
-    if out[2] <= 0 or out[3] <= 0:
+    if invalid_boxes(np.array([out]))[0]:
         raise BoxFileError(f"{where}: w = {out[2]}, h = {out[3]}: a box needs a positive width and height")
     return out
 

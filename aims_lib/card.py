@@ -42,8 +42,8 @@ from tqdm.auto import tqdm
 
 from aims_lib.data.format import AimsDataset, Sample
 from aims_lib.data.torch_datasets import crop_to_box, image_transform, read_image
-from aims_lib.evaluate import bootstrap_interval
 from aims_lib.image_branch.backbones import StagedBackbone, get_backbone
+from aims_lib.statistics import bootstrap_interval
 
 if TYPE_CHECKING:
     from aims_lib.pose_card import PoseCard

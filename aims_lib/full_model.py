@@ -29,10 +29,18 @@ import torch
 
 from aims_lib import taxonomy
 from aims_lib.data.format import Sample
-from aims_lib.evaluate import classification_report
 from aims_lib.hipc import HIPCTrainConfig, HIPCTrainResult, coarse_marginal, coarse_of_fine, predict_hipc, train_hipc
+from aims_lib.image_branch.run_names import run_key
 from aims_lib.pose_branch.lifting import Pose3DSet, ground_truth_3d_camera
-from aims_lib.statistics import Accuracy, Comparison, accuracy, paired_comparison, summarise_seeds
+from aims_lib.statistics import (
+    Accuracy,
+    Comparison,
+    SeedSummary,
+    accuracy,
+    classification_report,
+    paired_comparison,
+    summarise_seeds,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +61,12 @@ def image_branch_runs(image_record: Mapping[str, Any], run_root: str | Path, see
     """The synthetic+real LMMD coarse run of each training seed, as notebook 02's record names it:
     its probabilities are HIPC's coarse input. A seed notebook 02 did not train is an error."""
     runs = image_record.get("runs_by_seed", {})
-    missing = [k for k in seeds if f"coarse/synthetic+real/lmmd/{k}" not in runs]
+    keys = {k: run_key("coarse", "synthetic+real", "lmmd", k) for k in seeds}
+    missing = [k for k, key in keys.items() if key not in runs]
     if missing:
         raise ValueError(f"02_image_branch.json has no image-branch runs of training seed(s) {missing}: run notebook 02 "
                          f"with the same train_seeds first")
-    return {k: Path(run_root) / runs[f"coarse/synthetic+real/lmmd/{k}"] for k in seeds}
+    return {k: Path(run_root) / runs[key] for k, key in keys.items()}
 
 
 @dataclass(frozen=True)
@@ -242,7 +251,7 @@ class DeployedPredictions:
         return coarse_marginal(self.full_log_probs).argmax(1)
 
     def reports(self) -> dict[str, dict[str, Any]]:
-        """:func:`~aims_lib.evaluate.classification_report` of each model (record keys)."""
+        """:func:`~aims_lib.statistics.classification_report` of each model (record keys)."""
         return {"pose_branch": classification_report(self.pose_coarse, self.pose_fine, self.coarse_true, self.fine_true),
                 "full_model": classification_report(self.full_coarse, self.full_fine, self.coarse_true, self.fine_true)}
 
@@ -263,16 +272,18 @@ def deployed_predictions(models: Mapping[RunKey, HIPCTrainResult], data: HipcDat
     return DeployedPredictions(data.fine["test"], predict(pose, data).argmax(1), predict(full, data))
 
 
-def table2_rows(predictions: Mapping[int, DeployedPredictions], headline: int) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, Any]]]:
+def table2_rows(
+    predictions: Mapping[int, DeployedPredictions], headline: int
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, SeedSummary]]]:
     """Table 2's pose-branch and full-model numbers: the headline seed's top-1 (%) and, per
-    number, its :func:`~aims_lib.statistics.summarise_seeds` record over the training seeds."""
+    number, its :class:`~aims_lib.statistics.SeedSummary` over the training seeds."""
     per_seed: dict[tuple[str, str], dict[int, Accuracy]] = {("coarse", "pose"): {}, ("fine", "pose"): {}, ("fine", "full"): {}}
     for k, p in predictions.items():
         per_seed["coarse", "pose"][k] = accuracy(p.pose_coarse, p.coarse_true, taxonomy.NUM_COARSE, seed=headline)
         per_seed["fine", "pose"][k] = accuracy(p.pose_fine, p.fine_true, taxonomy.NUM_FINE, seed=headline)
         per_seed["fine", "full"][k] = accuracy(p.full_fine, p.fine_true, taxonomy.NUM_FINE, seed=headline)
     ours: dict[str, dict[str, float]] = {}
-    detail: dict[str, dict[str, Any]] = {}
+    detail: dict[str, dict[str, SeedSummary]] = {}
     for (level, name), by_seed in per_seed.items():
         ours.setdefault(level, {})[name] = by_seed[headline].top1
         detail.setdefault(level, {})[name] = summarise_seeds(by_seed, headline)
@@ -280,7 +291,7 @@ def table2_rows(predictions: Mapping[int, DeployedPredictions], headline: int) -
 
 
 def paper_comparisons(pred: DeployedPredictions, image_coarse: np.ndarray, image_fine: np.ndarray, seed: int) -> list[Comparison]:
-    """The paper's comparisons of Table 2 (names of :data:`aims_lib.evaluate.PAPER_COMPARISONS`),
+    """The paper's comparisons of Table 2 (names of :data:`aims_lib.paper_tables.PAPER_COMPARISONS`),
     paired on the same test images: the full model against the pose branch (fine), the pose
     branch against the LMMD image branch (coarse and fine; ``image_*``: its predicted ids)."""
     pose_fine, pose_coarse = pred.pose_fine == pred.fine_true, pred.pose_coarse == pred.coarse_true

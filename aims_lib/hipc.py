@@ -21,8 +21,7 @@ over fine classes, spreads each coarse probability evenly over its children. (Wi
 absorbs; with it, zero logits give back the image branch exactly: see failed fits.) Every fine
 class follows its parent: raising :math:`p(c)` raises all of :math:`c`'s children, whatever the
 sign of their logits, and lowers all other classes. Unlike a factorisation
-:math:`p(c(f)) \cdot \operatorname{softmax}_{f' \in c(f)} z_{f'}` (this module's previous design),
-the coarse decision is not the image branch's alone: the full model's coarse probabilities are
+:math:`p(c(f)) \cdot \operatorname{softmax}_{f' \in c(f)} z_{f'}`, the coarse decision is not the image branch's alone: the full model's coarse probabilities are
 the marginal of :math:`p(f)` over each parent (:func:`coarse_marginal`), the product of the
 image's and the pose's coarse evidence, so strong pose evidence overrides a weak image branch
 (a confident one still wins over weak pose evidence). Without coarse input (the "pose branch"
@@ -57,7 +56,6 @@ Sources: ``docs/references.md#hipc``.
 from __future__ import annotations
 
 import copy
-import io
 import logging
 import math
 import time
@@ -71,6 +69,7 @@ from torch import Tensor, nn
 
 from aims_lib import taxonomy
 from aims_lib.body.rotations import coordinate_rotation
+from aims_lib.files import write_torch
 from aims_lib.safe_pickle import load_weights_file
 from aims_lib.threads import cpu_threads
 
@@ -174,8 +173,8 @@ class HIPCTrainConfig:
     seed: int = 0
     device: str = "cpu"
     #: torch threads while training on the CPU (restored afterwards; None leaves them alone). The
-    #: network is small: on 2 cores shared with other jobs, 2 threads made an epoch 20 times
-    #: slower than 1 (measured), as for SMPLify.
+    #: network is small, and on cores shared with other jobs more threads make an epoch far slower,
+    #: as for SMPLify (docs/decisions.md, "HIPC: the product of experts and its training").
     cpu_threads: int | None = 1
 
     def validate(self) -> None:
@@ -211,7 +210,8 @@ def random_rotations(n: int, axes: str, max_deg: float, generator: torch.Generat
     for letter in "xyz":
         if letter in axes:
             angle = (torch.rand(n, generator=generator) * 2.0 - 1.0) * math.radians(max_deg)
-            # About y by -angle: the rotations HIPC was measured with (the range is symmetric).
+            # About y by -angle: the same distribution (the range is symmetric), and the draws every
+            # trained HIPC was trained with; +angle would change every model and number.
             out = coordinate_rotation("xyz".index(letter), -angle if letter == "y" else angle) @ out
     return out
 
@@ -396,8 +396,6 @@ HIPC_FORMAT: Final[str] = "aims-hipc/1"
 
 def save_hipc(path: str | Path, result: HIPCTrainResult, extra: dict[str, Any] | None = None) -> Path:
     """Write a trained model with its settings and history atomically (a torch file)."""
-    from aims_lib.data.format import atomic_write_bytes
-
     state = {
         "format": HIPC_FORMAT,
         "hierarchical": result.model.hierarchical,
@@ -411,10 +409,7 @@ def save_hipc(path: str | Path, result: HIPCTrainResult, extra: dict[str, Any] |
         "n_excluded": result.n_excluded,
         "extra": extra or {},
     }
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    atomic_write_bytes(path, buf.getvalue())
-    return Path(path)
+    return write_torch(path, state)
 
 
 def load_hipc(path: str | Path, device: str | torch.device = "cpu") -> HIPC:

@@ -1,8 +1,9 @@
-"""The machine a run ran on: CPU model, instruction-set level, cores, libraries, GPU.
+"""The machine a run ran on (CPU model, instruction-set level, cores, libraries, GPU) and the
+torch device it runs on (:func:`resolve_device`).
 
 CPU runs are deterministic per CPU kind only (oneDNN and ATen pick kernels by instruction set),
-and their speed differs by kind: the 2D estimator once trained at 5 images/s on an AVX2-only AMD
-EPYC and at 38 on one with AVX-512 BF16 (issue 26). So every timing and result names its CPU
+and their speed differs by kind, most of all where native bfloat16 is missing
+(``docs/decisions.md``, "the quick profile's time"). So every timing and result names its CPU
 and level.
 
 The level is the lowest of what the CPU has and what oneDNN is allowed to use
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 from pathlib import Path
 from typing import Any, Final
 
@@ -88,3 +90,33 @@ def machine() -> dict[str, Any]:
     return {"cpu": cpu_name(), "isa_level": cpu_isa_level(), "cores": os.cpu_count(), "native_bf16": computes_bf16(),
             "torch": torch.__version__, "gpu": torch.cuda.get_device_name(0) if gpus else None, "gpu_count": gpus,
             "cuda": torch.version.cuda if gpus else None}
+
+
+#: The device names :func:`resolve_device` accepts (N: a GPU index).
+DEVICES: Final[tuple[str, ...]] = ("auto", "cpu", "cuda", "cuda:N")
+
+
+def resolve_device(device: str) -> str:
+    """The torch device that ``device`` names: ``auto`` is the GPU when torch sees one, else the
+    CPU; ``cpu``; ``cuda`` or ``cuda:N`` only when torch sees that GPU. Anything else (``gpu``, a
+    GPU this machine lacks) is a one-line ValueError, so that a run stops at its start rather than
+    in a traceback after its models have loaded. The library's one device chooser: the
+    predictor's command line, :mod:`aims_lib.reproduce`, the 2D trainer and every notebook
+    (:func:`aims_lib.workspace.notebook_context`) go through it."""
+    if device == "cpu":
+        return device
+    cuda = None if device == "auto" else re.fullmatch(r"cuda(?::(\d+))?", device)
+    if device != "auto" and cuda is None:
+        raise ValueError(f"unknown device {device!r}: valid are {', '.join(DEVICES)} (N: a GPU index)")
+    import torch
+
+    available = torch.cuda.is_available()
+    if cuda is None:  # auto
+        return "cuda" if available else "cpu"
+    if not available:
+        raise ValueError(f"device {device!r}: torch sees no CUDA GPU on this machine "
+                         "(torch.cuda.is_available() is False); use cpu or auto")
+    count = torch.cuda.device_count()
+    if cuda.group(1) is not None and int(cuda.group(1)) >= count:
+        raise ValueError(f"device {device!r}: torch sees {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
+    return device

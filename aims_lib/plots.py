@@ -22,7 +22,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from aims_lib import taxonomy  # noqa: E402
 from aims_lib.card import LEVELS as CARD_LEVELS  # noqa: E402
 from aims_lib.card import PROBES, BenchmarkCard  # noqa: E402
-from aims_lib.data.format import AimsDataset, Sample, atomic_write_bytes  # noqa: E402
+from aims_lib.data.format import DOMAINS, SPLITS, AimsDataset, Sample  # noqa: E402
+from aims_lib.files import atomic_write_bytes  # noqa: E402
 
 #: Left limbs blue, right limbs orange, the midline grey: the usual keypoint colour code.
 _LEFT, _RIGHT, _MID = "#1f77b4", "#ff7f0e", "#7f7f7f"
@@ -146,7 +147,7 @@ def plot_label_histograms(dataset: AimsDataset) -> Figure:
     """Fine-class counts per domain and split (left) and coarse counts per domain (right)."""
     df = dataset.to_frame()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4), gridspec_kw={"width_ratios": [3, 1]})
-    groups = [(d, s) for d in ("synthetic", "real") for s in ("train", "val", "test")
+    groups = [(d, s) for d in DOMAINS for s in SPLITS
               if ((df.domain == d) & (df.split == s)).any()]
     width = 0.8 / max(1, len(groups))
     x = np.arange(taxonomy.NUM_FINE)
@@ -157,7 +158,7 @@ def plot_label_histograms(dataset: AimsDataset) -> Figure:
     ax1.set(ylabel="images", title="fine classes by domain and split")
     ax1.legend(fontsize=8)
     xc = np.arange(taxonomy.NUM_COARSE)
-    for k, d in enumerate(("synthetic", "real")):
+    for k, d in enumerate(DOMAINS):
         counts = df[df.domain == d].coarse.value_counts().reindex(taxonomy.COARSE, fill_value=0)
         ax2.bar(xc + k * 0.4, counts.values, 0.4, label=d)
     ax2.set_xticks(xc + 0.2, taxonomy.COARSE, rotation=30, fontsize=8)
@@ -185,14 +186,26 @@ def plot_training_curves(runs: dict[str, dict]) -> Figure:
     return fig
 
 
+def _tsne(features: np.ndarray, seed: int, perplexity: float = 30.0) -> np.ndarray:
+    """2-D t-SNE of feature rows (PCA-initialised, seeded, so the same input gives the same map)."""
+    from sklearn.manifold import TSNE
+
+    n = len(features)
+    if n < 5:
+        raise ValueError(f"t-SNE needs at least 5 points, got {n}")
+    tsne = TSNE(n_components=2, perplexity=min(perplexity, (n - 1) / 3), init="pca", random_state=seed)
+    return tsne.fit_transform(np.asarray(features, dtype=np.float32))
+
+
 def plot_feature_maps(
-    embeddings: dict[str, np.ndarray], domains: np.ndarray, labels: np.ndarray, class_names: Sequence[str]
+    features: dict[str, np.ndarray], domains: np.ndarray, labels: np.ndarray, class_names: Sequence[str], seed: int = 0
 ) -> Figure:
-    """2-D feature maps (e.g. t-SNE) of several models, coloured by domain (top) and class (bottom)."""
-    n = len(embeddings)
+    """2-D t-SNE maps (seeded) of several models' features of the same images, coloured by domain
+    (top) and class (bottom)."""
+    n = len(features)
     fig, axes = plt.subplots(2, n, figsize=(5 * n, 9), squeeze=False)
     cmap = plt.get_cmap("tab20" if len(class_names) > 10 else "tab10")
-    for col, (name, emb) in enumerate(embeddings.items()):
+    for col, (name, emb) in enumerate((name, _tsne(f, seed)) for name, f in features.items()):
         for d, colour in (("synthetic", "#999999"), ("real", "#d62728")):
             sel = domains == d
             axes[0, col].scatter(*emb[sel].T, s=5, c=colour, alpha=0.6, label=d)

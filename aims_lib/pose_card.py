@@ -43,8 +43,7 @@ import numpy as np
 
 from aims_lib.card import LEVELS, ProbeResult, validity_rows
 from aims_lib.data.format import AimsDataset, Sample
-from aims_lib.evaluate import bootstrap_interval
-from aims_lib.statistics import pooled_rate_interval
+from aims_lib.statistics import bootstrap_interval, pooled_rate_interval
 
 POSE_PROBES: Final = ("S->S", "S->T", "T->T")
 POSE_VALIDITY: Final[dict[str, tuple[str, float]]] = {
@@ -137,7 +136,7 @@ class Pose2DTransfer:
 def pose2d_transfer(test: Sequence[Sample], synthetic_only: np.ndarray, both: np.ndarray, threshold: float = 0.05,
                     seed: int = 0) -> Pose2DTransfer:
     """:class:`Pose2DTransfer` from two estimators' keypoints (N, 17, 2) on the ``test`` images."""
-    from aims_lib.pose_branch.keypoints2d import pck_counts
+    from aims_lib.pose_branch.metrics_2d import pck_counts
     from aims_lib.statistics import paired_rate_difference
 
     if not test or len(synthetic_only) != len(test) or len(both) != len(test):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Final
 
-REPO: Final[Path] = Path(__file__).resolve().parents[1]
+from aims_lib.files import REPO
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class Profile:
     name: str
     n_synthetic: int  # synthetic-domain images (all training)
     n_real: int  # real-domain images (train / val / test)
-    render_size: int  # rendered image side, pixels (quick: 224; at 160 the card's target ceiling lost 5-10 points)
+    render_size: int  # rendered image side, pixels (quick: 224: smaller renders cost the card's target ceiling)
     image_arch: str  # image-branch backbone (aims_lib.image_branch.backbones registry)
     image_size: int  # image-branch input side, pixels
     image_epochs: int
@@ -48,8 +48,8 @@ class Profile:
     image_freeze_stages: int = 0
     #: Sources on which notebook 05 runs the adaptation methods beyond the paper's (DAN, DANN,
     #: CDAN+E, MCC; source-only and LMMD run on every source in notebook 02). Quick: the synthetic
-    #: source only (the largest domain gap): the four runs took 138 s on 2 CPU cores (about 35 s
-    #: each), both sources would double that and leave the quick budget.
+    #: source only (the largest domain gap): both sources would double the four runs' time and
+    #: leave the quick budget (their time: docs/decisions.md, "measurements moved from docstrings, second part").
     uda_sources: tuple[str, ...] = ("synthetic", "synthetic+real")
     #: The 3D keypoints HIPC and the pose branch train on (notebook 04): gt3d | smplify_gt2d |
     #: smplify_estimated (the deployable input: SMPLify fitted to the estimated 2D keypoints).
@@ -140,7 +140,6 @@ def reports_path(profile: str, seed: int, data_dir: str | Path = "", root: Path 
     runs of other seeds, data and bodies live side by side."""
     tag = (f"{Path(data_dir).resolve().name}-" if data_dir else "") + (f"{Path(smil_model).stem}-" if smil_model else "")
     return root / profile / f"{tag}seed{seed}"
-
 
 
 def training_seeds(seed: int, extra: str | Sequence[int] = "") -> list[int]:

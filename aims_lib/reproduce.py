@@ -5,8 +5,9 @@ its cell tagged ``parameters``; the executed copy and its HTML export go to
 ``reports/<profile>/seed<k>/`` (:func:`aims_lib.profiles.reports_path`), together with
 ``run.json`` (parameters, machine with the CPU's instruction-set level, wall time per notebook
 and per big stage inside them: :mod:`aims_lib.stage_times`) and ``results.json``, the
-machine-readable summary gathered from the records the notebooks write (:func:`collect_results`). A failing notebook stops the chain; its partial executed copy is kept
-and the error names the notebook and the failing cell.
+machine-readable summary gathered from the records the notebooks write (:func:`collect_results`;
+its layout and theirs: :mod:`aims_lib.records`). A failing notebook stops the chain; its partial
+executed copy is kept and the error names the notebook and the failing cell.
 """
 
 from __future__ import annotations
@@ -19,43 +20,33 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from aims_lib.data.format import atomic_write_bytes
+from aims_lib import records
+from aims_lib.files import REPO, atomic_write_bytes, write_json
 from aims_lib.machine import cpu_isa_level, machine
 from aims_lib.pose_branch.model_config import CONFIG_DIR, check_config_path
-from aims_lib.profiles import REPO, get_profile, reports_path
+from aims_lib.profiles import get_profile, reports_path
 from aims_lib.stage_times import stages_since
-from aims_lib.workspace import DEVICES, resolve_device
+from aims_lib.statistics import Comparison, SeedSummary
+from aims_lib.machine import DEVICES, resolve_device
 
 PROFILES = ("smoke", "quick", "paper")
 
 
-#: The shape of ``results.json`` (accuracies: top-1 % on the real test split, the headline seed's
-#: run); ``None`` marks a number whose notebook has not run. ``accuracy`` holds, per number of
-#: ``table2`` and ``table3``, its 95 % interval, macro accuracy and per-seed values
-#: (:func:`aims_lib.statistics.summarise_seeds`); ``comparisons`` the paper's comparisons as
-#: paired differences (:class:`aims_lib.statistics.Comparison`). Table 3's ``real`` row is the
-#: target oracle (trained on the real training labels only). ``uda_methods`` (notebook 05) holds
-#: the domain-adaptation methods side by side (coarse): ``cells[method][source]`` and ``oracle``,
-#: each an ``accuracy`` record, a cell adding the share of the source-only-to-oracle gap it closes
-#: and its paired difference to source-only; ``plan`` names the sources each method ran on and
-#: ``budget`` why some ran on fewer (:mod:`aims_lib.image_branch.comparison`).
+#: The keys :func:`check_results` requires, from the types of :mod:`aims_lib.records`.
 RESULT_KEYS: dict[str, Any] = {
-    "table2": {"coarse": ("image", "image_lmmd", "pose"), "fine": ("image", "image_lmmd", "pose", "full")},
-    "table3": {"synthetic": ("image", "image_lmmd"), "synthetic+real": ("image", "image_lmmd"), "real": ("image",)},
-    "accuracy": ("top1", "top1_low", "top1_high", "macro", "macro_low", "macro_high", "n", "seeds", "per_seed"),
-    "comparisons": ("name", "a", "b", "difference", "low", "high", "p", "a_only", "b_only", "n"),
-    "smplify": ("fits_per_second", "pa_mpjpe_gt2d", "pa_mpjpe_estimated2d"),
-    #: 2D keypoints on the real test split: COCO OKS AP, PCK at 0.05 and 0.1 of the box's longer side
-    "pose2d": ("ap", "pck05", "pck10", "pck05_interval", "pck10_interval", "config"),
-    "uda_methods": ("level", "seeds", "plan", "cells", "oracle", "titles", "budget"),
-    "uda_cell": ("gap_closed", "vs_source_only", "runs"),
-    #: notebook 06 (aims_lib.deployment): top-1 on real test by the box the predictor reads
-    #: (annotated, automatic, whole image), paired comparisons to the annotated boxes, IoU
-    "auto_box": ("n", "accuracy", "top1", "comparisons", "no_infant", "automatic_iou"),
-    #: notebook 06: temperatures, pooling weights, per model ECE / NLL before and after with
-    #: intervals and AURC, the pooled full model vs the product, conformal coverage and set size
-    "calibration": ("temperatures", "pooling", "models", "pooled_vs_product", "conformal", "answers"),
-    "calibration_model": ("name", "level", "n", "bins", "ece", "nll", "ece_if_calibrated", "aurc"),
+    "results": records.required_keys(records.Results),
+    "table2": records.table_keys(records.Table2),
+    "table3": records.table_keys(records.Table3),
+    "accuracy": records.keys(SeedSummary),
+    "comparisons": records.keys(Comparison),
+    "smplify": records.keys(records.SmplifyResult),
+    "pose2d": records.keys(records.Pose2DResult),
+    "image_backbone": records.keys(records.BackboneResult),
+    "uda_methods": records.keys(records.UdaMethods),
+    "uda_cell": records.keys(records.UdaCell),
+    "auto_box": records.keys(records.AutoBox),
+    "calibration": records.keys(records.CalibrationStudy),
+    "calibration_model": records.keys(records.CalibrationModel),
 }
 
 
@@ -125,66 +116,61 @@ def run_notebooks(
     return walls
 
 
-def _record(out_dir: Path, name: str) -> dict[str, Any]:
-    path = out_dir / f"{name}.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def collect_results(out_dir: Path, parameters: dict[str, Any], walls: dict[str, float]) -> dict[str, Any]:
-    """Gather ``results.json`` from the notebooks' records in ``out_dir`` (shape: RESULT_KEYS)."""
-    dataset = _record(out_dir, "01_dataset")
-    image = _record(out_dir, "02_image_branch")
-    pose = _record(out_dir, "03_pose_branch")
-    full = _record(out_dir, "04_hipc_full_model")
-    ablations = _record(out_dir, "05_ablations")
-    deployment = _record(out_dir, "06_deployment")
-    table2 = {level: {k: None for k in keys} for level, keys in RESULT_KEYS["table2"].items()}
+def collect_results(out_dir: Path, parameters: dict[str, Any], walls: dict[str, float]) -> records.Results:
+    """Gather ``results.json`` from the notebooks' records in ``out_dir`` (:class:`aims_lib.records.Results`)."""
+    dataset = records.DatasetRecord.read(out_dir, missing_ok=True)
+    image = records.ImageBranchRecord.read(out_dir, missing_ok=True)
+    pose = records.PoseBranchRecord.read(out_dir, missing_ok=True)
+    full = records.FullModelRecord.read(out_dir, missing_ok=True)
+    ablations = records.AblationsRecord.read(out_dir, missing_ok=True)
+    deployment = records.DeploymentRecord.read(out_dir, missing_ok=True)
+    table2 = {level: {k: None for k in row} for level, row in RESULT_KEYS["table2"].items()}
     for level, row in image.get("table2_image", {}).items():
         table2[level].update(row)
     for level, row in full.get("table2", {}).items():
         table2[level].update({k: v for k, v in row.items() if k in ("pose", "full")})
-    table3 = {src: {k: image.get("table3", {}).get(src, {}).get(k) for k in keys}
-              for src, keys in RESULT_KEYS["table3"].items()}
+    table3 = {src: {k: image.get("table3", {}).get(src, {}).get(k) for k in row}
+              for src, row in RESULT_KEYS["table3"].items()}
     smplify = {k: pose.get("smplify", {}).get(k) for k in RESULT_KEYS["smplify"]}
     pose2d = {k: pose.get("pose2d", {}).get(k) for k in RESULT_KEYS["pose2d"]}
-    accuracy = {"table2": {level: {k: None for k in keys} for level, keys in RESULT_KEYS["table2"].items()},
-                "table3": {src: {k: image.get("accuracy", {}).get("table3", {}).get(src, {}).get(k) for k in keys}
-                           for src, keys in RESULT_KEYS["table3"].items()}}
+    accuracy = {"table2": {level: {k: None for k in row} for level, row in RESULT_KEYS["table2"].items()},
+                "table3": {src: {k: image.get("accuracy", {}).get("table3", {}).get(src, {}).get(k) for k in row}
+                           for src, row in RESULT_KEYS["table3"].items()}}
     for source in (image.get("accuracy", {}).get("table2_image", {}), full.get("accuracy", {}).get("table2", {})):
         for level, row in source.items():
             accuracy["table2"][level].update(row)
     backbone = image.get("image_backbone", {})
     device = next((r["device"] for r in (full, pose, image) if r.get("device")), parameters.get("device"))
-    return {
-        "profile": parameters["profile"],
-        "dry_run": bool(parameters.get("dry_run", False)),  # True: a check of the code path, numbers meaningless
-        "seed": parameters["seed"],
-        "device": device,
-        "data": dataset.get("data", "embedded"),
-        "synthetic_body": dataset.get("synthetic_body", "procedural"),
-        "table2": table2,
-        "table3": table3,
-        "seeds": image.get("seeds", [parameters["seed"]]),
-        "accuracy": accuracy,
-        "comparisons": image.get("comparisons", []) + full.get("comparisons", []),
-        "gap_closed": image.get("gap_closed"),
-        "uda_methods": ablations.get("uda_methods"),
-        "smplify": smplify,
-        "pose2d": pose2d,
-        "image_backbone": {"name": backbone.get("name"), "weights": backbone.get("weights")},
-        "card": {**dataset["card"], "pose2d": pose.get("card_pose2d")} if dataset.get("card") else None,
-        "auto_box": deployment.get("auto_box"),
-        "calibration": deployment.get("calibration"),
-        "machine": machine(),
-        "wall_seconds": walls,
-    }
+    return records.Results(
+        profile=parameters["profile"],
+        dry_run=bool(parameters.get("dry_run", False)),
+        seed=parameters["seed"],
+        device=device,
+        data=dataset.get("data", "embedded"),
+        synthetic_body=dataset.get("synthetic_body", "procedural"),
+        table2=table2,
+        table3=table3,
+        seeds=image.get("seeds", [parameters["seed"]]),
+        accuracy=accuracy,
+        comparisons=image.get("comparisons", []) + full.get("comparisons", []),
+        gap_closed=image.get("gap_closed"),
+        uda_methods=ablations.get("uda_methods"),
+        smplify=smplify,
+        pose2d=pose2d,
+        image_backbone={k: backbone.get(k) for k in RESULT_KEYS["image_backbone"]},
+        card={**dataset["card"], "pose2d": pose.get("card_pose2d")} if dataset.get("card") else None,
+        auto_box=deployment.get("auto_box"),
+        calibration=deployment.get("calibration"),
+        machine=machine(),
+        wall_seconds=walls,
+    )
 
 
 def results_markdown(results: dict[str, Any]) -> str:
     """The README's results tables: ours (top-1 % on the real test split, the headline seed) with
     its 95 % interval, macro accuracy and, with several seeds, their mean +- sd, beside the
     paper's; then the paper's comparisons as paired differences."""
-    from aims_lib.evaluate import PAPER_TABLE2, PAPER_TABLE3, ROW_NAMES, markdown_table, paper_difference
+    from aims_lib.paper_tables import PAPER_TABLE2, PAPER_TABLE3, ROW_NAMES, markdown_table, paper_difference
 
     data = "embedded benchmark" if results["data"] == "embedded" else "real data"
     body = results.get("synthetic_body", "procedural")
@@ -246,16 +232,16 @@ def deployment_rows(auto_box: dict[str, Any], calibration: dict[str, Any] | None
 
 
 def check_results(results: dict[str, Any]) -> None:
-    """Raise ``ValueError`` naming the first key of ``results`` that breaks the documented shape."""
-    for key in ("profile", "seed", "device", "data", "synthetic_body", "table2", "table3", "seeds", "accuracy", "comparisons", "smplify",
-                "pose2d", "image_backbone", "machine", "wall_seconds"):
+    """Raise ``ValueError`` naming the first key of ``results`` that breaks the shape of
+    :class:`aims_lib.records.Results`."""
+    for key in RESULT_KEYS["results"]:
         if key not in results:
             raise ValueError(f"results: missing key {key!r}")
     if results["data"] not in ("embedded", "real"):
         raise ValueError(f"results: data must be 'embedded' or 'real', got {results['data']!r}")
     for table in ("table2", "table3"):
-        for group, keys in RESULT_KEYS[table].items():
-            for k in keys:
+        for group, row in RESULT_KEYS[table].items():
+            for k in row:
                 value = results[table].get(group, {}).get(k, "missing")
                 if value is not None and not (isinstance(value, (int, float)) and 0.0 <= value <= 100.0):
                     raise ValueError(f"results: {table}.{group}.{k} must be a percentage or null, got {value!r}")
@@ -267,12 +253,12 @@ def check_results(results: dict[str, Any]) -> None:
         value = results["pose2d"][k]
         if value is not None and not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
             raise ValueError(f"results: pose2d.{k} must be a fraction in [0, 1] or null, got {value!r}")
-    for k in ("name", "weights"):
+    for k in RESULT_KEYS["image_backbone"]:
         if k not in results["image_backbone"]:
             raise ValueError(f"results: missing image_backbone.{k}")
     for table in ("table2", "table3"):
-        for group, keys in RESULT_KEYS[table].items():
-            for k in keys:
+        for group, row in RESULT_KEYS[table].items():
+            for k in row:
                 detail = results["accuracy"][table].get(group, {}).get(k, "missing")
                 if detail is None:
                     continue
@@ -353,10 +339,10 @@ def reproduce(parameters: dict[str, Any], out_dir: Path, selection: Sequence[Pat
     walls = run_notebooks(parameters, out_dir, selection)
     run = {"parameters": parameters, "machine": machine(), "wall_seconds": walls,
            "stage_seconds": stages_since(out_dir, started), "total_seconds": round(time.perf_counter() - start, 1)}
-    atomic_write_bytes(out_dir / "run.json", json.dumps(run, indent=2).encode())
+    write_json(out_dir / "run.json", run)
     results = collect_results(out_dir, parameters, walls)
     check_results(results)
-    atomic_write_bytes(out_dir / "results.json", json.dumps(results, indent=2).encode())
+    write_json(out_dir / "results.json", results)
     return results
 
 

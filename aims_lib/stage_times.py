@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Final
 
-from aims_lib.data.format import atomic_write_bytes
+from aims_lib.files import write_json
 
 STAGES_FILE: Final = "stages.json"
 
@@ -46,7 +46,7 @@ def record_stages(out_dir: str | Path, seconds: Mapping[str, float]) -> None:
         data.pop(stage, None)  # re-inserted last: the file lists stages in the order they ended
         data[stage] = {"seconds": round(float(value), 1), "ended": now}
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(Path(out_dir) / STAGES_FILE, json.dumps(data, indent=2).encode())
+    write_json(Path(out_dir) / STAGES_FILE, data)
 
 
 @contextlib.contextmanager

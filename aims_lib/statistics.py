@@ -1,20 +1,26 @@
-"""How sure a number is: accuracies with intervals, paired comparisons and seed summaries.
+"""Accuracies and how sure they are: top-1, per class and confusions; intervals, paired
+comparisons and seed summaries.
 
 The real test split of the paper (and of the embedded benchmark) has 198 images, so one accuracy
 carries a 95 % interval of about +-7 points, and two models compared on the same images must be
 compared *paired*: each image is right or wrong under both, and only the images where they
 disagree say which is better.
 
+* :func:`top1`, :func:`per_class_accuracy`, :func:`confusion_matrix` and
+  :func:`classification_report` -- the point numbers: top-1 % (NaN for no images), recall per
+  class, counts ``M[true, predicted]``, and all of them at both levels of the taxonomy.
 * :func:`accuracy` -- top-1 and macro (per-class mean) accuracy in %, each with a percentile
-  bootstrap interval over the test images (the same resamples for both; seeded).
+  bootstrap interval over the test images (the same resamples for both; seeded);
+  :func:`bootstrap_interval` the same interval from one 0/1 per image.
 * :func:`paired_comparison` -- the difference ``B - A`` in points on the same images, its paired
   bootstrap interval (both models scored on each resample), and McNemar's exact test: with
   ``b`` images that only A gets right and ``c`` that only B gets right, under "no difference"
   each disagreement is a fair coin, so ``p = min(1, 2 * P(Binomial(b + c, 1/2) <= min(b, c)))``.
 * :func:`pooled_rate_interval` -- the same for a rate pooled over images (PCK: correct over
   labelled keypoints), resampling whole images.
-* :func:`seed_summary` -- mean and sample standard deviation over seeds (training noise), which
-  the intervals (test-sample noise) do not contain.
+* :func:`seed_summary` and :func:`summarise_seeds` (a :class:`SeedSummary`) -- mean and sample
+  standard deviation over seeds (training noise), which the intervals (test-sample noise) do not
+  contain.
 
 Sources: ``docs/references.md#statistics``.
 """
@@ -24,9 +30,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 import numpy as np
+
+from aims_lib import taxonomy
 
 N_BOOT: Final[int] = 2000
 LEVEL: Final[float] = 0.95
@@ -46,6 +54,80 @@ def _labels(pred: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarra
 def _resamples(n: int, seed: int, n_boot: int) -> np.ndarray:
     """(n_boot, n) image indices drawn with replacement: the same for every statistic of a seed."""
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def _percentiles(boot: np.ndarray, level: float) -> tuple[float, float]:
+    """The central ``level`` percentile interval of bootstrap values."""
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(boot, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def top1(pred: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 accuracy in % of ``pred`` (ids (N,) or logits (N, C)); NaN without labels (an empty split)."""
+    if np.asarray(labels).size == 0:
+        return float("nan")
+    pred, labels = _labels(pred, labels)
+    return float((pred == labels).mean() * 100.0)
+
+
+def per_class_accuracy(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Recall per class in % (NaN for a class absent from ``labels``)."""
+    out = np.full(num_classes, np.nan)
+    for c in range(num_classes):
+        sel = labels == c
+        if sel.any():
+            out[c] = float((pred[sel] == c).mean() * 100.0)
+    return out
+
+
+def confusion_matrix(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts ``M[true, predicted]``."""
+    m = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(m, (np.asarray(labels), np.asarray(pred)), 1)
+    return m
+
+
+def confusion_pairs(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (predicted, true) label pairs that a confusion matrix ``M[true, predicted]`` counts, so
+    that accuracies with intervals can be computed from a stored matrix."""
+    m = np.asarray(matrix)
+    true, pred = np.nonzero(m)
+    counts = m[true, pred]
+    return np.repeat(pred, counts), np.repeat(true, counts)
+
+
+def classification_report(
+    coarse_pred: np.ndarray, fine_pred: np.ndarray, coarse_true: np.ndarray, fine_true: np.ndarray
+) -> dict:
+    """Top-1 (%), macro accuracy (the mean of the classes' recalls, %), per-class accuracy (%,
+    None for an absent class) and confusion matrices ``M[true, predicted]`` at both levels,
+    JSON-ready (class names as keys)."""
+    out: dict = {}
+    for level, pred, true, names in (
+        ("coarse", coarse_pred, coarse_true, taxonomy.COARSE),
+        ("fine", fine_pred, fine_true, taxonomy.FINE),
+    ):
+        pred, true = np.asarray(pred), np.asarray(true)
+        per_class = per_class_accuracy(pred, true, len(names))
+        out[level] = {
+            "top1": top1(pred, true),
+            "macro": float(np.nanmean(per_class)),
+            "per_class": {n: (None if np.isnan(a) else round(float(a), 2)) for n, a in zip(names, per_class)},
+            "confusion": confusion_matrix(pred, true, len(names)).tolist(),
+        }
+    return out
+
+
+def bootstrap_interval(correct: np.ndarray, seed: int = 0, n_boot: int = N_BOOT, level: float = LEVEL) -> tuple[float, float]:
+    """Percentile bootstrap interval (in %) of an accuracy, resampling the test images.
+
+    ``correct`` holds one 0/1 per test image; the resamples are :func:`accuracy`'s of ``seed``.
+    """
+    correct = np.asarray(correct, dtype=np.float64)
+    if correct.ndim != 1 or correct.size == 0:
+        raise ValueError(f"need a non-empty 1-D array of 0/1 per test image, got shape {correct.shape}")
+    return _percentiles(correct[_resamples(correct.size, seed, n_boot)].mean(axis=1) * 100.0, level)
 
 
 def _macro(correct: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -84,13 +166,10 @@ def accuracy(pred: np.ndarray, labels: np.ndarray, num_classes: int, seed: int =
     pred, labels = _labels(pred, labels)
     correct = (pred == labels).astype(np.float64)
     idx = _resamples(len(labels), seed, n_boot)
-    alpha = (1.0 - level) / 2.0
-    top1 = correct[idx].mean(1) * 100.0
-    macro = _macro(correct[idx], labels[idx], num_classes)
-    lo, hi = np.quantile(top1, [alpha, 1 - alpha])
-    mlo, mhi = np.quantile(macro, [alpha, 1 - alpha])
-    return Accuracy(float(correct.mean() * 100.0), float(lo), float(hi),
-                    float(_macro(correct, labels, num_classes)), float(mlo), float(mhi), int(len(labels)))
+    lo, hi = _percentiles(correct[idx].mean(1) * 100.0, level)
+    mlo, mhi = _percentiles(_macro(correct[idx], labels[idx], num_classes), level)
+    return Accuracy(float(correct.mean() * 100.0), lo, hi, float(_macro(correct, labels, num_classes)), mlo, mhi,
+                    int(len(labels)))
 
 
 def pooled_rate_interval(hits: np.ndarray, counts: np.ndarray, seed: int = 0, n_boot: int = N_BOOT,
@@ -163,12 +242,9 @@ def paired_comparison(name: str, a: str, correct_a: np.ndarray, b: str, correct_
     if ca.shape != cb.shape or ca.ndim != 1 or ca.size == 0:
         raise ValueError(f"{name}: need two equal, non-empty 1-D correctness arrays, got {ca.shape} and {cb.shape}")
     diff = (cb.astype(np.float64) - ca) * 100.0
-    boot = diff[_resamples(len(diff), seed, n_boot)].mean(1)
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(boot, [alpha, 1 - alpha])
+    lo, hi = _percentiles(diff[_resamples(len(diff), seed, n_boot)].mean(1), level)
     a_only, b_only = int((ca & ~cb).sum()), int((cb & ~ca).sum())
-    return Comparison(name, a, b, float(diff.mean()), float(lo), float(hi), mcnemar_exact(a_only, b_only),
-                      a_only, b_only, int(len(diff)))
+    return Comparison(name, a, b, float(diff.mean()), lo, hi, mcnemar_exact(a_only, b_only), a_only, b_only, int(len(diff)))
 
 
 def seed_summary(values: Sequence[float]) -> dict[str, float | int | None]:
@@ -180,18 +256,34 @@ def seed_summary(values: Sequence[float]) -> dict[str, float | int | None]:
             "n_seeds": int(x.size)}
 
 
-def summarise_seeds(per_seed: dict[int, Accuracy], headline: int) -> dict[str, Any]:
+class SeedSummary(TypedDict):
+    """One number of a table over its training seeds (:func:`summarise_seeds`), as records keep it:
+    the headline seed's :class:`Accuracy` fields (the test keeps the two in step), then the seeds'."""
+
+    top1: float
+    top1_low: float
+    top1_high: float
+    macro: float
+    macro_low: float
+    macro_high: float
+    n: int
+    seeds: list[int]
+    per_seed: dict[str, list[float]]
+    over_seeds: dict[str, float | int | None]
+
+
+def summarise_seeds(per_seed: dict[int, Accuracy], headline: int) -> SeedSummary:
     """One number of a table over its training seeds: the ``headline`` seed's accuracy and
     intervals (the point estimate everywhere), each seed's top-1 and macro, and their mean and sd."""
     if headline not in per_seed:
         raise ValueError(f"headline seed {headline} not among the seeds {sorted(per_seed)}")
     seeds = [headline, *sorted(k for k in per_seed if k != headline)]
-    return {
+    return SeedSummary(
         **per_seed[headline].to_dict(),
-        "seeds": seeds,
-        "per_seed": {"top1": [round(per_seed[k].top1, 2) for k in seeds], "macro": [round(per_seed[k].macro, 2) for k in seeds]},
-        "over_seeds": seed_summary([per_seed[k].top1 for k in seeds]),
-    }
+        seeds=seeds,
+        per_seed={"top1": [round(per_seed[k].top1, 2) for k in seeds], "macro": [round(per_seed[k].macro, 2) for k in seeds]},
+        over_seeds=seed_summary([per_seed[k].top1 for k in seeds]),
+    )
 
 
 def gap_closed(source_only: float, adapted: float, oracle: float) -> float | None:

@@ -22,50 +22,17 @@ Each notebook leaves its results in a record, ``<reports>/0N_*.json``, which lat
 from __future__ import annotations
 
 import json
-import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-import numpy as np
-
-from aims_lib.data.format import ANNOTATIONS_FILE, AimsDataset, atomic_write_bytes, load_dataset
+from aims_lib.data.format import ANNOTATIONS_FILE, AimsDataset, load_dataset
 from aims_lib.data.merge import data_kind, merge_datasets
+from aims_lib.files import write_json
+from aims_lib.machine import resolve_device
 from aims_lib.profiles import Profile, embedded_data_dir, get_profile, reports_path
 from aims_lib.synth.generator import MANIFEST_FILE, GeneratorConfig, generate
-
-
-#: The device names :func:`resolve_device` accepts (N: a GPU index).
-DEVICES: Final[tuple[str, ...]] = ("auto", "cpu", "cuda", "cuda:N")
-
-
-def resolve_device(device: str) -> str:
-    """The torch device that ``device`` names: ``auto`` is the GPU when torch sees one, else the
-    CPU; ``cpu``; ``cuda`` or ``cuda:N`` only when torch sees that GPU. Anything else (``gpu``, a
-    GPU this machine lacks) is a one-line ValueError, so that a run stops at its start rather than
-    in a traceback after its models have loaded. The library's one device chooser: the
-    predictor's command line, :mod:`aims_lib.reproduce` and every notebook
-    (:func:`notebook_context`) go through it."""
-    if device == "cpu":
-        return device
-    cuda = None if device == "auto" else re.fullmatch(r"cuda(?::(\d+))?", device)
-    if device != "auto" and cuda is None:
-        raise ValueError(f"unknown device {device!r}: valid are {', '.join(DEVICES)} (N: a GPU index)")
-    import torch
-
-    available = torch.cuda.is_available()
-    if cuda is None:  # auto
-        return "cuda" if available else "cpu"
-    if not available:
-        raise ValueError(f"device {device!r}: torch sees no CUDA GPU on this machine "
-                         "(torch.cuda.is_available() is False); use cpu or auto")
-    count = torch.cuda.device_count()
-    if cuda.group(1) is not None and int(cuda.group(1)) >= count:
-        raise ValueError(f"device {device!r}: torch sees {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
-    return device
-
 
 def body_tag(smil_model: str | Path = "") -> str:
     """The synthetic body's short name in folder names: ``procedural`` or the SMIL file's stem."""
@@ -171,29 +138,11 @@ def prepare_dataset(ctx: NotebookContext, workers: int = 1, trust_smil_model: bo
     return summary
 
 
-def json_ready(value: Any) -> Any:
-    """``value`` with numpy scalars and arrays as Python numbers and lists, and every non-finite
-    float as None: JSON has no NaN or infinity (Python would write ``NaN``, which other readers
-    reject), and a missing number (a failed fit, no 3D ground truth) is null in every record."""
-    if isinstance(value, np.ndarray):
-        return json_ready(value.tolist())
-    if isinstance(value, np.generic):
-        return json_ready(value.item())
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {json_ready(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    return value
-
-
 def write_record(target: NotebookContext | str | Path, name: str, record: Mapping[str, Any]) -> Path:
     """Write a notebook's record ``<name>.json`` into the reports folder (a context's or the one
-    given), :func:`json_ready` and atomically, so that a reader never sees half of it."""
+    given), :func:`aims_lib.files.json_ready` and atomically, so that a reader never sees half of it."""
     out_dir = target.out_dir if isinstance(target, NotebookContext) else Path(target)
     if isinstance(target, NotebookContext) and target.profile.dry_run:
         record = {"dry_run": True, **record}
     path = out_dir / f"{name}.json"
-    atomic_write_bytes(path, json.dumps(json_ready(record), indent=2, allow_nan=False).encode())
-    return path
+    return write_json(path, record)

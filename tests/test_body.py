@@ -6,7 +6,6 @@ import hashlib
 import pickle
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -6,7 +6,6 @@ from PIL import Image
 
 from aims_lib.card import CONTEXT_GREY, PROBES, benchmark_card, grey_out_box, linear_probe
 from aims_lib.data import load_dataset
-from aims_lib.evaluate import bootstrap_interval
 
 
 def test_grey_out_box_fills_the_square_around_the_box():
@@ -28,18 +27,6 @@ def test_linear_probe_separates_separable_classes_and_handles_one_class():
     assert linear_probe(x[:30], rare, x[:2]).shape == (2,)
 
 
-def test_bootstrap_interval_brackets_the_mean_and_narrows_with_n():
-    small = np.array([1] * 7 + [0] * 3)
-    lo, hi = bootstrap_interval(small, seed=1)
-    assert lo < 70 < hi and 35 < lo and hi <= 100
-    lo_big, hi_big = bootstrap_interval(np.tile(small, 100), seed=1)
-    assert lo_big < 70 < hi_big and (hi_big - lo_big) < (hi - lo) / 5
-    assert bootstrap_interval(np.ones(5)) == (100.0, 100.0)
-    assert bootstrap_interval(small, seed=3) == bootstrap_interval(small, seed=3)
-    with pytest.raises(ValueError, match="non-empty 1-D"):
-        bootstrap_interval(np.array([]))
-
-
 def test_card_refuses_too_little_data(aims_tiny):
     """The whole card runs in the smoke notebook test (tests/test_notebooks.py)."""
     ds = load_dataset(aims_tiny)
@@ -48,7 +35,7 @@ def test_card_refuses_too_little_data(aims_tiny):
 
 
 def test_validity_checks_on_a_hand_made_card():
-    from aims_lib.card import PROBES, BenchmarkCard, ProbeResult
+    from aims_lib.card import BenchmarkCard, ProbeResult
 
     acc = {"S->S": (85, 70), "T->T": (76, 55), "S->T": (50, 30), "S->T all": (55, 31), "S+T->T": (80, 60),
            "context": (40, 20)}

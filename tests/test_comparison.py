@@ -5,9 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from aims_lib.image_branch.comparison import MethodComparison, compare_methods, comparison_plan, table_rows
+from aims_lib.image_branch import run_key
+from aims_lib.image_branch.comparison import Cell, MethodComparison, compare_methods, comparison_plan, table_rows
+from aims_lib.paper_tables import PAPER_COMPARISONS
 from aims_lib.profiles import get_profile
 from aims_lib.reproduce import _check_uda_methods, results_markdown
+from aims_lib.statistics import Comparison
 
 
 def test_plan_runs_the_papers_methods_everywhere_and_the_others_where_asked():
@@ -38,58 +41,80 @@ def tiny_comparison(tmp_path_factory):
 def test_every_cell_is_scored_over_its_seeds(tiny_comparison):
     _, root, plan, result = tiny_comparison
     assert result.seeds == (0, 1) and result.sources == ("synthetic",)
-    assert result.cells["mcc"]["synthetic"]["runs"] == ["image_coarse_synthetic_mcc", "image_coarse_synthetic_mcc_seed1"]
+    assert result.cells["mcc"]["synthetic"].runs == ("image_coarse_synthetic_mcc", "image_coarse_synthetic_mcc_seed1")
     # the LMMD weight of notebook 02 names its runs and reaches their config
-    assert result.cells["lmmd"]["synthetic"]["runs"][0] == "image_coarse_synthetic_lmmd_lambda0.3"
+    assert result.cells["lmmd"]["synthetic"].runs[0] == "image_coarse_synthetic_lmmd_lambda0.3"
     assert json.loads((root / "image_coarse_synthetic_lmmd_lambda0.3" / "config.json").read_text())["adaptation_weight"] == 0.3
-    assert result.oracle["runs"] == ["image_coarse_real_source_only", "image_coarse_real_source_only_seed1"]
+    assert result.oracle.runs == ("image_coarse_real_source_only", "image_coarse_real_source_only_seed1")
     for method in plan:
-        c = result.cells[method]["synthetic"]
+        c = result.cells[method]["synthetic"].accuracy
         assert c["seeds"] == [0, 1] and len(c["per_seed"]["top1"]) == 2 and c["top1"] == c["per_seed"]["top1"][0]
         assert c["top1_low"] <= c["top1"] <= c["top1_high"] and c["n"] == 2  # the fixture's 2 real test images
-    assert set(result.curves("synthetic")) == {"source-only", "LMMD (DSAN)", "MCC"}
+    assert set(result.curves("synthetic")) == {"source-only", "LMMD", "MCC"}
     assert "mcc" in result.curves("synthetic")["MCC"]["history"][0]
+    assert set(result.metrics) == set(result.runs().values())  # every run's metrics, by its name
+    runs = result.runs()  # seed by seed, the plan's methods, then the oracle
+    assert list(runs)[:4] == [("coarse", "synthetic", m, 0) for m in plan] + [("coarse", "real", "source_only", 0)]
+    assert runs["coarse", "synthetic", "mcc", 1] == "image_coarse_synthetic_mcc_seed1"
+    assert [run_key(*key) for key in runs][:2] == ["coarse/synthetic/source_only/0", "coarse/synthetic/lmmd/0"]
+    assert run_key("coarse", "synthetic+real", "lmmd") == "coarse/synthetic+real/lmmd"
+    assert result.paper_rows() == {"synthetic": {"image": result.cells["source_only"]["synthetic"].accuracy,
+                                                 "image_lmmd": result.cells["lmmd"]["synthetic"].accuracy},
+                                   "real": {"image": result.oracle.accuracy}}
 
 
 def test_each_method_is_compared_with_source_only_on_the_same_images(tiny_comparison):
     _, _, _, result = tiny_comparison
     base, mcc = result.cells["source_only"]["synthetic"], result.cells["mcc"]["synthetic"]
-    assert base["vs_source_only"] is None and base["gap_closed"] is None
-    vs = mcc["vs_source_only"]
-    assert vs["name"] == "MCC vs source-only, coarse, synthetic" and vs["n"] == 2
-    assert vs["difference"] == pytest.approx(mcc["top1"] - base["top1"], abs=0.01)
-    gap = result.oracle["top1"] - base["top1"]
-    assert mcc["gap_closed"] == (None if gap <= 0 else pytest.approx((mcc["top1"] - base["top1"]) / gap, abs=1e-3))
+    assert base.vs_source_only is None and base.gap_closed is None
+    vs = mcc.vs_source_only
+    assert vs.name == "MCC vs source-only, coarse, synthetic" and vs.n == 2
+    assert vs.difference == pytest.approx(mcc.accuracy["top1"] - base.accuracy["top1"], abs=0.01)
+    gap = result.oracle.accuracy["top1"] - base.accuracy["top1"]
+    assert mcc.gap_closed == (None if gap <= 0 else pytest.approx((mcc.accuracy["top1"] - base.accuracy["top1"]) / gap, abs=1e-3))
+    # LMMD against source-only has one name, the paper's (notebook 02's Table 3 comparisons)
+    lmmd = result.cells["lmmd"]["synthetic"].vs_source_only
+    assert (lmmd.name, lmmd.a, lmmd.b) == ("LMMD vs source-only, coarse, synthetic", "source-only", "LMMD")
+    assert lmmd.name in PAPER_COMPARISONS
+
+
+def test_without_an_oracle_nothing_closes_a_gap(tiny_comparison):
+    ds, root, _, result = tiny_comparison
+    plan = {"source_only": ("synthetic",), "lmmd": ("synthetic",)}
+    again = compare_methods(ds, root, get_profile("smoke"), plan, [0, 1], method_settings={"lmmd": {"adaptation_weight": 0.3}},
+                            oracle=False)
+    assert again.oracle is None and again.cells["lmmd"]["synthetic"].gap_closed is None
+    assert again.cells["lmmd"]["synthetic"].vs_source_only == result.cells["lmmd"]["synthetic"].vs_source_only  # reused runs
+    assert list(again.paper_rows()) == ["synthetic"] and ("coarse", "real", "source_only", 0) not in again.runs()
 
 
 def test_finished_runs_are_reused(tiny_comparison):
     ds, root, plan, result = tiny_comparison
     stamps = {p: p.stat().st_mtime_ns for p in root.glob("*/outputs.npz")}
     again = compare_methods(ds, root, get_profile("smoke"), plan, [0, 1], method_settings={"lmmd": {"adaptation_weight": 0.3}})
-    assert again.record() == result.record()
+    assert again.record("smoke", "b") == result.record("smoke", "b")
     assert {p: p.stat().st_mtime_ns for p in root.glob("*/outputs.npz")} == stamps
 
 
 def test_record_rows_and_results_check(tiny_comparison):
     _, _, _, result = tiny_comparison
-    record = {**result.record(), "budget": "test"}
+    record = result.record("smoke", "test")
     json.dumps(record)  # what results.json keeps
     rows = table_rows(record)
     assert [(r["method"], r["source"]) for r in rows] == [
-        ("source-only", "synthetic"), ("LMMD (DSAN)", "synthetic"), ("MCC", "synthetic"), ("source-only", "real (target oracle)")]
+        ("source-only", "synthetic"), ("LMMD", "synthetic"), ("MCC", "synthetic"), ("source-only", "real (target oracle)")]
     assert rows[0]["vs source-only (points)"] == "–" and rows[2]["seeds"] == 2
     _check_uda_methods(record)
     broken = {**record, "cells": {**record["cells"], "mcc": {}}}
     with pytest.raises(ValueError, match="uda_methods.cells.mcc.synthetic is planned but missing"):
         _check_uda_methods(broken)
     with pytest.raises(ValueError, match=r"uda_methods lacks \['budget'\]"):
-        _check_uda_methods(result.record())
+        _check_uda_methods({k: v for k, v in record.items() if k != "budget"})
 
 
 def _cell(top1, low, high, diff=None, dlow=None, dhigh=None, gap=None):
-    vs = None if diff is None else {"difference": diff, "low": dlow, "high": dhigh, "p": 0.02}
-    return {"top1": top1, "top1_low": low, "top1_high": high, "macro": top1, "seeds": [0], "gap_closed": gap,
-            "vs_source_only": vs, "runs": ["r"]}
+    vs = None if diff is None else Comparison("x vs source-only", "source-only", "x", diff, dlow, dhigh, 0.02, 0, 0, 10)
+    return Cell({"top1": top1, "top1_low": low, "top1_high": high, "macro": top1, "seeds": [0]}, ("r",), vs, gap)
 
 
 def test_reading_names_the_best_method_and_whether_its_interval_excludes_zero():
@@ -115,7 +140,7 @@ def test_results_table_and_figure_show_every_cell():
     cells = {"source_only": {"synthetic": _cell(50.0, 43.0, 57.0), "synthetic+real": _cell(70.0, 63.0, 76.0)},
              "mcc": {"synthetic": _cell(60.0, 53.0, 67.0, 10.0, 4.0, 16.0, 0.5)}}
     plan = {"source_only": ("synthetic", "synthetic+real"), "mcc": ("synthetic",)}
-    record = {**MethodComparison("coarse", (0,), plan, cells, _cell(70.0, 63.0, 77.0), {}).record(), "budget": "b"}
+    record = MethodComparison("coarse", (0,), plan, cells, _cell(70.0, 63.0, 77.0), {}).record("quick", "b")
     table = results_markdown({"data": "embedded", "profile": "quick", "table2": {}, "table3": {}, "uda_methods": record})
     assert "| MCC | synthetic | 60.0 | [53.0, 67.0] | 60.0 | +10.0 [4.0, 16.0] | 0.020 | 0.50 | 1 |" in table
     assert "| source-only | real (target oracle) | 70.0 | [63.0, 77.0] |" in table

@@ -1,4 +1,4 @@
-"""The one device chooser (:func:`aims_lib.workspace.resolve_device`) and the commands and
+"""The one device chooser (:func:`aims_lib.machine.resolve_device`) and the commands and
 notebooks that check their device through it before any work (issue #24, item 7). The machine's
 GPUs are monkeypatched, so these tests read the same with or without one."""
 
@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from aims_lib import reproduce
-from aims_lib.workspace import notebook_context, resolve_device
+from aims_lib.machine import resolve_device
+from aims_lib.workspace import notebook_context
 
 
 def _gpus(monkeypatch: pytest.MonkeyPatch, count: int) -> None:

@@ -15,7 +15,7 @@ import torch
 from aims_lib.data import load_dataset
 from aims_lib.data.format import AimsDataset
 from aims_lib.pose_branch import estimator as est
-from aims_lib.pose_branch.keypoints2d import CONFIG_DIR
+from aims_lib.pose_branch.model_config import CONFIG_DIR
 
 LITE0_CONFIG = CONFIG_DIR / "lite0_160x160.py"
 

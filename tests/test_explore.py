@@ -128,7 +128,7 @@ def test_each_model_answers_at_its_levels(run: ExplorerRun) -> None:
         Filters(level="coarse", true_class="Supine Lying")
     with pytest.raises(ValueError, match="ExplorerRun.pose_log must be"):
         ExplorerRun(run.dataset, run.image_logits, run.keypoints_2d, run.keypoint_scores, run.keypoints_3d,
-                    run.fit_failed, None, run.pose_log[:3], run.full_log)
+                    run.fit_failed, run.keypoints_2d_fit, run.pose_log[:3], run.full_log)
 
 
 def test_calibrated_answers_follow_the_calibration(ds: AimsDataset) -> None:
@@ -197,7 +197,7 @@ def test_domain_pair_puts_the_class_in_both_domains(ds: AimsDataset, run: Explor
     wider = AimsDataset(ds.path, ds.info, (*ds.samples, real_standing), ds.raw)
     n = len(wider.samples)
     blank = ExplorerRun(wider, np.zeros((n, 4)), np.zeros((n, 17, 2)), np.ones((n, 17)), np.zeros((n, 17, 3)),
-                        np.zeros(n, bool), None, np.zeros((n, 12)), np.zeros((n, 12)))
+                        np.zeros(n, bool), np.zeros((n, 17, 2)), np.zeros((n, 12)), np.zeros((n, 12)))
     fig = plot_domain_pair(blank, 12)  # the real one: its synthetic partner goes left
     assert [ax.get_title() for ax in fig.axes if ax.images] == ["synthetic: Standing\nid 12 (train)",
                                                                 "real proxy: Standing\nid 99 (test)"]

@@ -188,18 +188,6 @@ def test_write_is_atomic_under_a_crash(raw, tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["annotations.json"]  # no temporary left behind
 
 
-def test_atomic_write_gives_plain_permissions(tmp_path):
-    import stat
-
-    from aims_lib.data.format import atomic_write_bytes
-
-    from aims_lib.data import format as fmt
-
-    atomic_write_bytes(tmp_path / "x.json", b"{}")
-    assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o666 & ~fmt._UMASK
-    assert (tmp_path / "x.json").read_bytes() == b"{}" and not list(tmp_path.glob(".x.json.*"))
-
-
 # --- reader checks of issue #16 (item 3) --------------------------------------------------
 
 

@@ -14,8 +14,20 @@ import pytest
 from aims_lib import full_model, taxonomy
 from aims_lib.data import load_dataset
 from aims_lib.full_model import (
-    DeployedPredictions, HipcData, diagnosis, errors_across_coarse, hipc_data, image_branch_runs, keypoint_quality,
-    paper_comparisons, per_class_table, score_sources, source_rows, table2_rows, train_plan, training_plan,
+    DeployedPredictions,
+    HipcData,
+    diagnosis,
+    errors_across_coarse,
+    hipc_data,
+    image_branch_runs,
+    keypoint_quality,
+    paper_comparisons,
+    per_class_table,
+    score_sources,
+    source_rows,
+    table2_rows,
+    train_plan,
+    training_plan,
 )
 from aims_lib.hipc import HIPCTrainConfig, HIPCTrainResult
 from aims_lib.pose_branch.lifting import ground_truth_3d_camera
@@ -206,7 +218,7 @@ def test_reports_per_class_table_and_errors_across_coarse_labels() -> None:
 
 
 def test_paper_comparisons_and_diagnosis_on_the_same_images() -> None:
-    from aims_lib.evaluate import PAPER_COMPARISONS
+    from aims_lib.paper_tables import PAPER_COMPARISONS
 
     pred = _predictions()
     image_coarse, image_fine = np.array([0, 1, 2, 3, 3, 3]), np.array([0, 0, 0, 0, 0, 0])

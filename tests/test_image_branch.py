@@ -1,15 +1,14 @@
 import json
 import math
-from dataclasses import asdict
 
 import numpy as np
 import pytest
 import torch
 
-from aims_lib.image_branch import ImageBranch, ImageTrainConfig, train_image_branch
-from aims_lib.image_branch import trainer as trainer_mod
 from aims_lib.adaptation import build_method
 from aims_lib.adaptation.schedule import ramp_factor
+from aims_lib.image_branch import ImageBranch, ImageTrainConfig, train_image_branch
+from aims_lib.image_branch import trainer as trainer_mod
 from aims_lib.image_branch.trainer import dsan_lr
 
 TINY = dict(arch="resnet18", image_size=32, batch_size=4, epochs=2, iters_per_epoch=2, seed=3)
@@ -163,28 +162,13 @@ def test_run_directory_refuses_other_settings(aims_tiny, tmp_path):
         train_image_branch(aims_tiny, tmp_path / "run", ImageTrainConfig(**{**TINY, "epochs": 1, "lr": 0.1}))
 
 
-def test_finished_run_is_reused_and_old_configs_still_match(aims_tiny, tmp_path):
+def test_finished_run_is_reused(aims_tiny, tmp_path):
     cfg = ImageTrainConfig(**{**TINY, "epochs": 1})
     first = train_image_branch(aims_tiny, tmp_path / "run", cfg)
-    # a run written before a setting existed: its config.json lacks the key, which means the default
-    config = json.loads((tmp_path / "run" / "config.json").read_text())
-    del config["target_labels"]
-    config["lmmd_weight"] = config.pop("adaptation_weight")  # the name before the adaptation interface
-    (tmp_path / "run" / "config.json").write_text(json.dumps(config))
     stamp = (tmp_path / "run" / "outputs.npz").stat().st_mtime_ns
     again = train_image_branch(aims_tiny, tmp_path / "run", cfg)
     assert again == json.loads(json.dumps(first))  # the stored metrics, nothing retrained or re-predicted
     assert (tmp_path / "run" / "outputs.npz").stat().st_mtime_ns == stamp
-
-
-def test_old_source_only_configs_match():
-    """Source-only runs were written with LMMD's weight and ramp, which they never used."""
-    from aims_lib.image_branch.trainer import stored_config
-
-    cfg = ImageTrainConfig(**TINY, method="source_only")
-    old = {**{k: v for k, v in asdict(cfg).items() if k != "adaptation_weight"}, "lmmd_weight": 0.5, "ramp": "deepda"}
-    assert stored_config(old) == {**asdict(cfg), "dataset": None}
-    assert stored_config({**old, "method": "lmmd"})["adaptation_weight"] == 0.5
 
 
 def test_oracle_target_labels_change_the_lmmd_class_weights(aims_tiny, tmp_path):
@@ -214,7 +198,8 @@ def test_profile_config_and_run_names():
 
 
 def test_training_seeds_and_report_folders():
-    from aims_lib.profiles import REPO, reports_path, training_seeds
+    from aims_lib.files import REPO
+    from aims_lib.profiles import reports_path, training_seeds
 
     assert training_seeds(0, "0 1 2") == [0, 1, 2] and training_seeds(7, "") == [7] and training_seeds(1, [2, 1, 2]) == [1, 2]
     with pytest.raises(ValueError, match="train_seeds: 'x' is not an integer"):

@@ -15,7 +15,7 @@ from PIL import ExifTags, Image
 from aims_lib.data import torch_datasets
 from aims_lib.data.format import DatasetError, UnreadableImage, decoded_image_size, load_dataset
 from aims_lib.image_io import ImageNotFoundError, ImageReadError, image_size, read_image
-from aims_lib.pose_branch import keypoints2d
+from aims_lib.pose_branch import mmpose_estimator
 
 
 def _stored(upright: np.ndarray, orientation: int) -> np.ndarray:
@@ -183,7 +183,7 @@ def test_the_callers_read_the_same_pixels(tmp_path: Path, aims_tiny: Path) -> No
     np.testing.assert_array_equal(read_image(path), expected)
     sample = dataclasses.replace(load_dataset(aims_tiny).samples[0], path=path)
     np.testing.assert_array_equal(np.asarray(torch_datasets.read_image(sample)), expected)
-    np.testing.assert_array_equal(keypoints2d._as_bgr(path), expected[..., ::-1])
+    np.testing.assert_array_equal(mmpose_estimator._as_bgr(path), expected[..., ::-1])
     assert decoded_image_size(path) == (10, 6)
 
     broken = dataclasses.replace(sample, path=tmp_path / "broken.png")

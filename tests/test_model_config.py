@@ -18,6 +18,7 @@ import torch
 
 from aims_lib.pose_branch import keypoints2d as k2d
 from aims_lib.pose_branch import model_config as mc
+from aims_lib.pose_branch.mmpose_estimator import Pose2DEstimator
 
 LITE0 = mc.CONFIG_DIR / "lite0_160x160.py"
 
@@ -37,7 +38,7 @@ def _run_dir(root: Path, config: Path = k2d.CPU_CONFIG) -> Path:
     """A keypoints2d run directory as training leaves it: ``config.json`` and a best checkpoint."""
     root.mkdir(parents=True)
     mc.write_config_data(mc.read_config(config), root / mc.RUN_CONFIG_FILE)
-    estimator = k2d.Pose2DEstimator.load(config)
+    estimator = Pose2DEstimator.load(config)
     torch.save({"state_dict": estimator.model.state_dict()}, root / "best_PCK_epoch_1.pth")
     return root
 
@@ -60,8 +61,8 @@ def test_json_config_builds_the_model_of_its_python_file(tmp_path: Path) -> None
         data = json.loads((tmp_path / f"{config.stem}.json").read_text())
         assert data["model"]["type"] == "TopdownPoseEstimator"
         torch.manual_seed(0)
-        from_py = k2d.Pose2DEstimator.load(config)
-        from_json = k2d.Pose2DEstimator.load(tmp_path / f"{config.stem}.json")
+        from_py = Pose2DEstimator.load(config)
+        from_json = Pose2DEstimator.load(tmp_path / f"{config.stem}.json")
         from_json.model.load_state_dict(from_py.model.state_dict())
         assert from_json.config == tmp_path / f"{config.stem}.json"
         for a, b in zip(from_py.predict(images), from_json.predict(images), strict=True):
@@ -72,9 +73,9 @@ def test_a_legacy_run_config_py_is_refused_unless_trusted(tmp_path: Path) -> Non
     marker = tmp_path / "pwned"
     run = _crafted_legacy_run(tmp_path / "run", marker)
     with pytest.raises(mc.UntrustedConfigError, match=r"run/config\.py: refused.*trusted_config=True.*--trust pose2d_config"):
-        k2d.Pose2DEstimator.load(run)
+        Pose2DEstimator.load(run)
     assert not marker.exists()
-    k2d.Pose2DEstimator.load(run, trusted_config=True)  # the named opt-in: the user vouches for the folder
+    Pose2DEstimator.load(run, trusted_config=True)  # the named opt-in: the user vouches for the folder
     assert marker.exists()
 
 
@@ -82,7 +83,7 @@ def test_a_python_config_outside_the_repository_is_refused_unless_trusted(tmp_pa
     marker = tmp_path / "pwned"
     config = tmp_path / "my_hrnet.py"
     config.write_text(f"open({str(marker)!r}, 'w').close()\n_base_ = [{str(k2d.CPU_CONFIG)!r}]\n")
-    for load in (lambda: k2d.Pose2DEstimator.load(config),
+    for load in (lambda: Pose2DEstimator.load(config),
                  lambda: k2d.Pose2DTrainConfig(config=str(config)).validate(),
                  lambda: k2d.build_run_config(k2d.Pose2DTrainConfig(config=str(config)), {}, tmp_path, tmp_path, 1)):
         with pytest.raises(mc.UntrustedConfigError, match=r"my_hrnet\.py: refused.*TRUST_POSE2D_CONFIG=1"):
@@ -90,7 +91,7 @@ def test_a_python_config_outside_the_repository_is_refused_unless_trusted(tmp_pa
     assert not marker.exists()
     k2d.Pose2DTrainConfig(config=str(config), trust_config=True).validate()
     assert not marker.exists()  # validation reads nothing
-    k2d.Pose2DEstimator.load(config, trusted_config=True)
+    Pose2DEstimator.load(config, trusted_config=True)
     assert marker.exists()
     # a repository config reached through a link is still the repository's
     (tmp_path / "link.py").symlink_to(LITE0)
@@ -104,7 +105,7 @@ def test_json_custom_imports_of_another_module_are_refused(tmp_path: Path, monke
     data["custom_imports"] = {"imports": ["aims_lib.pose_branch.mmpose_backbone", module], "allow_failed_imports": False}
     (tmp_path / "config.json").write_text(json.dumps(data))
     with pytest.raises(mc.UntrustedConfigError, match=rf"config\.json: refused: custom_imports = .*{module}.*imports modules"):
-        k2d.Pose2DEstimator.load(tmp_path / "config.json")
+        Pose2DEstimator.load(tmp_path / "config.json")
     assert not marker.exists()
 
 
@@ -119,7 +120,7 @@ def test_a_type_that_names_a_module_path_is_refused(tmp_path: Path, monkeypatch:
     run.mkdir()
     (run / mc.RUN_CONFIG_FILE).write_text(json.dumps(data))
     with pytest.raises(mc.UntrustedConfigError, match=rf"model\.head\.loss\.type = '{module}\.make' is not a name registered"):
-        k2d.Pose2DEstimator.load(run)
+        Pose2DEstimator.load(run)
     assert not marker.exists()
 
 

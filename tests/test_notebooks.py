@@ -7,9 +7,36 @@ import nbformat
 import numpy as np
 import pytest
 
+from aims_lib.records import (
+    AblationsRecord,
+    AutoBox,
+    CalibrationModel,
+    CalibrationStudy,
+    DatasetRecord,
+    DeploymentRecord,
+    ExplorerRecord,
+    FullModelRecord,
+    ImageBranchRecord,
+    Pose2DRecord,
+    PoseBranchRecord,
+    Results,
+    SmplifyRecord,
+    Table2,
+    Table3,
+    UdaMethods,
+    keys,
+    table_keys,
+)
 from aims_lib.reproduce import RESULT_KEYS, check_results, notebooks, reproduce
 
 NOTEBOOKS = notebooks()
+
+
+def _record(reports: Path, record_type) -> dict:
+    """A notebook's record as written, with exactly its type's keys in their order."""
+    record = record_type.read(reports)
+    assert list(record) == list(keys(record_type)), record_type.NAME
+    return record
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
@@ -47,7 +74,7 @@ def test_dataset_notebook_outputs(smoke_run):
     for fig in ("01_shape_space", "01_gallery_synthetic", "01_gallery_real", "01_keypoints_real",
                 "01_skeletons_3d", "01_histograms"):
         assert (reports / "figures" / f"{fig}.png").stat().st_size > 1000, fig
-    record = json.loads((reports / "01_dataset.json").read_text())
+    record = _record(reports, DatasetRecord)
     assert record["data"] == "embedded" and record["counts"]["synthetic/train"] == 48
     for fig in ("01_card", "01_crops_synthetic", "01_crops_real"):
         assert (reports / "figures" / f"{fig}.png").stat().st_size > 1000, fig
@@ -67,8 +94,10 @@ def test_image_branch_notebook_outputs(smoke_run):
     assert "02_image_branch_lmmd" in walls
     for fig in ("02_training_curves_coarse", "02_training_curves_fine", "02_tsne"):
         assert (reports / "figures" / f"{fig}.png").stat().st_size > 1000, fig
-    record = json.loads((reports / "02_image_branch.json").read_text())
-    assert set(record["table3"]) == {"synthetic", "synthetic+real", "real"}  # real: the target oracle
+    record = _record(reports, ImageBranchRecord)
+    assert table_keys(Table3) == {"synthetic": ("image", "image_lmmd"), "synthetic+real": ("image", "image_lmmd"),
+                                  "real": ("image",)}  # real: the target oracle
+    assert {g: tuple(row) for g, row in record["table3"].items()} == table_keys(Table3)
     assert record["seeds"] == [0, 1] and len(record["runs_by_seed"]) == 2 * len(record["runs_by_setting"]) == 14
     assert record["runs_by_seed"]["coarse/synthetic/lmmd/1"] == "image_coarse_synthetic_lmmd_seed1"
     detail = record["accuracy"]["table3"]["synthetic"]["image_lmmd"]
@@ -89,22 +118,23 @@ def test_ablations_notebook_outputs(smoke_run):
     for fig in ("05_table3", "05_lambda_sweep", "05_confusion_side_by_side", "05_keypoint_quality", "05_uda_methods",
                 "05_uda_curves_synthetic", "05_uda_curves_synthetic+real"):
         assert (reports / "figures" / f"{fig}.png").stat().st_size > 1000, fig
-    record = json.loads((reports / "05_ablations.json").read_text())
+    record = _record(reports, AblationsRecord)
     assert [r["lambda"] for r in record["lambda_sweep"]["runs"]] == [0.0, 0.1, 0.3, 0.5, 1.0]
     uda = record["uda_methods"]  # smoke, like quick: the methods beyond the paper's on the synthetic source only
+    assert list(uda) == list(keys(UdaMethods))
     assert uda["plan"] == {"source_only": ["synthetic", "synthetic+real"], "lmmd": ["synthetic", "synthetic+real"],
                            "dan": ["synthetic"], "dann": ["synthetic"], "cdan": ["synthetic"], "mcc": ["synthetic"]}
     assert uda["seeds"] == [0, 1] and uda["budget"].startswith("methods beyond source-only and LMMD on synthetic only")
     # notebook 02's runs are reused, under their names
     assert uda["cells"]["lmmd"]["synthetic"]["runs"] == ["image_coarse_synthetic_lmmd", "image_coarse_synthetic_lmmd_seed1"]
-    image = json.loads((reports / "02_image_branch.json").read_text())
+    image = ImageBranchRecord.read(reports)
     assert uda["cells"]["lmmd"]["synthetic"]["top1"] == image["accuracy"]["table3"]["synthetic"]["image_lmmd"]["top1"]
     assert uda["cells"]["cdan"]["synthetic"]["vs_source_only"]["name"] == "CDAN+E vs source-only, coarse, synthetic"
     assert set(record["fine_top1"]) == {"image branch (LMMD)", "pose branch", "full model"}
     sweep = record["lambda_sweep"]
     assert set(sweep["runs"][0]) == {"lambda", "run", "val_top1", "test_top1", "test", "best_epoch"}
     assert sweep["chosen_on_val"] in [r["lambda"] for r in sweep["runs"]]
-    full = json.loads((reports / "04_hipc_full_model.json").read_text())  # read by its keys, shown by model name
+    full = FullModelRecord.read(reports)  # read by its keys, shown by model name
     trained = full["hipc_by_source"][full["train_keypoints"]]
     assert record["keypoint_quality"] == {
         title: {"ground-truth 2D": trained[model]["test_input"]["smplify_gt2d"]["top1"],
@@ -116,13 +146,14 @@ def test_results_json_has_the_documented_shape(smoke_run):
     root, walls = smoke_run
     results = json.loads((root / "reports" / "results.json").read_text())
     check_results(results)
+    assert list(results) == list(keys(Results))
     for record in (root / "reports").glob("0*.json"):
         assert "NaN" not in record.read_text(), record.name  # write_record: a missing number is null
     assert results["profile"] == "smoke" and results["data"] == "embedded" and results["device"] == "cpu"
     assert set(results["wall_seconds"]) == {nb.stem for nb in NOTEBOOKS}
     for table in ("table2", "table3"):
-        for group, keys in RESULT_KEYS[table].items():
-            assert all(isinstance(results[table][group][k], float) for k in keys), (table, group)
+        for group, row in RESULT_KEYS[table].items():
+            assert all(isinstance(results[table][group][k], float) for k in row), (table, group)
     assert results["smplify"]["fits_per_second"] > 0 and results["smplify"]["pa_mpjpe_gt2d"] < 0.15
     assert results["pose2d"]["config"] == "lite0_160x160.py" and 0 <= results["pose2d"]["pck10"] <= 1
     low, high = results["pose2d"]["pck10_interval"]
@@ -175,56 +206,6 @@ def test_results_table_prints_ours_beside_the_paper(smoke_run, capsys):
     assert f"| MCC | synthetic | {mcc['top1']:.1f} | [{mcc['top1_low']:.1f}, {mcc['top1_high']:.1f}] |" in table
 
 
-def test_check_results_names_the_bad_key():
-    detail = {"top1": 50.0, "top1_low": 43.0, "top1_high": 57.0, "macro": 48.0, "macro_low": 40.0, "macro_high": 55.0,
-              "n": 198, "seeds": [0], "per_seed": {"top1": [50.0], "macro": [48.0]}}
-    comparison = {"name": "LMMD vs source-only, coarse, synthetic", "a": "source-only", "b": "LMMD", "difference": 3.0,
-                  "low": -2.0, "high": 8.0, "p": 0.3, "a_only": 10, "b_only": 16, "n": 198}
-    good = {"profile": "smoke", "seed": 0, "device": "cpu", "data": "embedded", "synthetic_body": "procedural", "wall_seconds": {}, "seeds": [0],
-            "machine": {"cpu": "x"},
-            "table2": {g: dict.fromkeys(k, 50.0) for g, k in RESULT_KEYS["table2"].items()},
-            "table3": {g: dict.fromkeys(k, 50.0) for g, k in RESULT_KEYS["table3"].items()},
-            "accuracy": {t: {g: dict.fromkeys(k, detail) for g, k in RESULT_KEYS[t].items()} for t in ("table2", "table3")},
-            "comparisons": [comparison],
-            "smplify": {"fits_per_second": 10.0, "pa_mpjpe_gt2d": 0.05, "pa_mpjpe_estimated2d": 0.1},
-            "pose2d": {"ap": 0.3, "pck05": 0.5, "pck10": 0.8, "pck05_interval": [0.45, 0.55], "pck10_interval": [0.75, 0.85],
-                       "config": "lite0_160x160.py"},
-            "image_backbone": {"name": "efficientnet_lite0", "weights": "ImageNet"}}
-    check_results(good)
-    accuracy = {mode: {"fine": detail, "coarse": detail} for mode in ("annotated", "automatic")}
-    auto_box = {"n": 198, "accuracy": accuracy, "top1": {}, "comparisons": [], "no_infant": {}, "automatic_iou": {}}
-    interval = {"value": 0.05, "low": 0.04, "high": 0.09}
-    model = {"name": "full model", "level": "fine", "n": 198, "bins": 15, "ece": {"before": interval, "after": interval},
-             "nll": {"before": interval, "after": interval}, "ece_if_calibrated": {}, "aurc": {}}
-    calibration = {"temperatures": {}, "pooling": {}, "models": {"full_model": model}, "pooled_vs_product": {},
-                   "conformal": {"coarse": {"coverage": 0.9}, "fine": {"coverage": 0.86}}, "answers": {}}
-    check_results({**good, "auto_box": auto_box, "calibration": calibration})
-    with pytest.raises(ValueError, match="auto_box lacks"):
-        check_results({**good, "auto_box": {k: v for k, v in auto_box.items() if k != "automatic_iou"}})
-    with pytest.raises(ValueError, match="calibration.models.full_model.nll.after"):
-        bad = {**model, "nll": {"before": interval, "after": {"value": 0.2, "low": 0.04, "high": 0.09}}}
-        check_results({**good, "calibration": {**calibration, "models": {"full_model": bad}}})
-    with pytest.raises(ValueError, match="coverage"):
-        check_results({**good, "calibration": {**calibration, "conformal": {"coarse": {"coverage": 90}, "fine": {"coverage": 0.9}}}})
-    with pytest.raises(ValueError, match="table3.synthetic.image_lmmd"):
-        check_results({**good, "table3": {**good["table3"], "synthetic": {"image": 50.0, "image_lmmd": 150.0}}})
-    with pytest.raises(ValueError, match="missing key 'smplify'"):
-        check_results({k: v for k, v in good.items() if k != "smplify"})
-    with pytest.raises(ValueError, match="missing image_backbone.weights"):
-        check_results({**good, "image_backbone": {"name": "efficientnet_lite0"}})
-    with pytest.raises(ValueError, match="data must be"):
-        check_results({**good, "data": "synthetic"})
-    with pytest.raises(ValueError, match="pose2d.pck05 must be a fraction"):
-        check_results({**good, "pose2d": {**good["pose2d"], "pck05": 50.0}})
-    with pytest.raises(ValueError, match=r"comparisons\[0\] \(LMMD vs source-only, coarse, synthetic\) lacks \['p'\]"):
-        check_results({**good, "comparisons": [{k: v for k, v in comparison.items() if k != "p"}]})
-    bad_detail = {**good["accuracy"]["table3"], "synthetic": {"image": {**detail, "top1": 60.0}, "image_lmmd": detail}}
-    with pytest.raises(ValueError, match="accuracy.table3.synthetic.image: top1 60.0 outside its interval"):
-        check_results({**good, "accuracy": {**good["accuracy"], "table3": bad_detail}})
-    with pytest.raises(ValueError, match="missing pose2d.config"):
-        check_results({**good, "pose2d": {k: v for k, v in good["pose2d"].items() if k != "config"}})
-
-
 def test_pose_branch_notebook_outputs(smoke_run):
     root, walls = smoke_run
     reports = root / "reports"
@@ -232,14 +213,10 @@ def test_pose_branch_notebook_outputs(smoke_run):
     for fig in ("03_pose2d_training", "03_keypoints_synthetic", "03_keypoints_real", "03_smplify_overlays",
                 "03_skeletons_3d"):
         assert (reports / "figures" / f"{fig}.png").stat().st_size > 1000, fig
-    record = json.loads((reports / "03_pose_branch.json").read_text())
-    assert {"profile", "seed", "device", "data", "pose2d", "smplify"} <= set(record)
+    record = _record(reports, PoseBranchRecord)
     assert record["profile"] == "smoke" and record["data"] == "embedded benchmark"
-    assert {"ap", "pck05", "pck10", "config", "learning_curve", "per_keypoint"} <= set(record["pose2d"])
+    assert set(record["pose2d"]) == set(keys(Pose2DRecord)) and set(record["smplify"]) == set(keys(SmplifyRecord))
     smplify = record["smplify"]
-    for key in ("fits_per_second", "pa_mpjpe_gt2d", "mpjpe_gt2d", "pa_mpjpe_estimated2d", "mpjpe_estimated2d",
-                "failed_rate_estimated"):
-        assert key in smplify, key
     assert 0.0 <= record["pose2d"]["pck05"] <= record["pose2d"]["pck10"] <= 1.0 and smplify["fits_per_second"] > 0
     assert len(record["pose2d"]["per_keypoint"]) == 17
     assert smplify["pa_mpjpe_gt2d"] < 0.15  # annotated 2D of rendered images: SMPLify recovers the pose
@@ -258,11 +235,9 @@ def test_full_model_notebook_outputs(smoke_run):
     assert "04_hipc_full_model" in walls
     for fig in ("04_confusion_fine", "04_corrected_errors", "04_predictor_demo"):
         assert (reports / "figures" / f"{fig}.png").stat().st_size > 1000, fig
-    record = json.loads((reports / "04_hipc_full_model.json").read_text())
-    assert {"profile", "seed", "device", "data", "table2", "comparisons", "hipc_by_source"} <= set(record)
+    record = _record(reports, FullModelRecord)
     assert record["profile"] == "smoke" and record["data"] == "embedded benchmark"
-    assert set(record["table2"]["coarse"]) == {"image", "image_lmmd", "pose"}
-    assert set(record["table2"]["fine"]) == {"image", "image_lmmd", "pose", "full"}
+    assert {g: tuple(row) for g, row in record["table2"].items()} == table_keys(Table2)
     fine = record["table2"]["fine"]
     for c in record["comparisons"]:  # paired differences on the same test images
         assert c["low"] <= c["difference"] <= c["high"] and 0.0 <= c["p"] <= 1.0 and c["a_only"] + c["b_only"] <= c["n"]
@@ -289,9 +264,11 @@ def test_deployment_notebook_outputs(smoke_run):
     assert "06_deployment" in walls
     for fig in ("06_automatic_boxes", "06_reliability", "06_risk_coverage"):
         assert (reports / "figures" / f"{fig}.png").stat().st_size > 1000, fig
-    record = json.loads((reports / "06_deployment.json").read_text())
+    record = _record(reports, DeploymentRecord)
     assert record["profile"] == "smoke" and record["data"] == "embedded benchmark"
     boxes = record["auto_box"]
+    assert set(boxes) == set(keys(AutoBox)) and set(record["calibration"]) == set(keys(CalibrationStudy))
+    assert all(set(m) == set(keys(CalibrationModel)) for m in record["calibration"]["models"].values())
     assert set(boxes["accuracy"]) == {"annotated", "automatic", "whole image"}
     assert {c["name"] for c in boxes["comparisons"]} == {f"{m} vs annotated boxes ({lv})" for m in ("automatic", "whole image")
                                                          for lv in ("fine", "coarse")}
@@ -325,13 +302,13 @@ def test_paper_profile_dry_run(tmp_path):
         if record.stem[:2].isdigit() and not record.stem.endswith("table2"):
             assert json.loads(record.read_text()).get("dry_run") is True, record.name
     assert "**DRY RUN**" in results_markdown(results)
-    dataset = json.loads((reports / "01_dataset.json").read_text())
+    dataset = DatasetRecord.read(reports)
     assert dataset["counts"]["synthetic/train"] == 12
     assert results["image_backbone"]["name"] == "resnet50"
     assert "pretrained here on the synthetic images" in results["image_backbone"]["weights"]
     assert results["pose2d"]["config"] == "hrnet_w32_256x192.py"
     assert results["uda_methods"]["plan"] == {m: ["synthetic", "synthetic+real"] for m in results["uda_methods"]["plan"]}
-    assert json.loads((reports / "04_hipc_full_model.json").read_text())["train_keypoints"] == "smplify_gt2d"
+    assert FullModelRecord.read(reports)["train_keypoints"] == "smplify_gt2d"
 
 
 def test_explorer_notebook_outputs(smoke_run):
@@ -341,9 +318,9 @@ def test_explorer_notebook_outputs(smoke_run):
     reports = root / "reports"
     assert "07_explorer" in walls
     assert (reports / "figures" / "07_explorer.png").stat().st_size > 10_000
-    record = json.loads((reports / "07_explorer.json").read_text())
+    record = _record(reports, ExplorerRecord)
     assert record["images"] == 96 and record["calibration"] is True and record["selection"]["images"] > 0
-    table2, top1 = json.loads((reports / "04_hipc_full_model.json").read_text())["table2"], record["top1_real_test"]
+    table2, top1 = FullModelRecord.read(reports)["table2"], record["top1_real_test"]
     assert top1["full model/fine"] == pytest.approx(table2["fine"]["full"], abs=0.01)
     assert top1["pose branch/fine"] == pytest.approx(table2["fine"]["pose"], abs=0.01)
     assert top1["pose branch/coarse"] == pytest.approx(table2["coarse"]["pose"], abs=0.01)

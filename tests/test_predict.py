@@ -17,8 +17,9 @@ from aims_lib import taxonomy
 from aims_lib.data.format import load_dataset
 from aims_lib.hipc import HIPCTrainConfig, save_hipc, train_hipc
 from aims_lib.image_branch import ImageTrainConfig, train_image_branch
-from aims_lib.pose_branch import keypoints2d as k2d
 from aims_lib.image_io import read_image
+from aims_lib.pose_branch import keypoints2d as k2d
+from aims_lib.pose_branch.mmpose_estimator import Pose2DEstimator
 from aims_lib.predict import AIMSPosePredictor, write_manifest
 from aims_lib.predict.cli import main
 
@@ -33,7 +34,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     fixture = Path(__file__).resolve().parents[1] / "data" / "fixtures" / "aims_tiny" / "annotations.json"
     train_image_branch(fixture, root / "image", ImageTrainConfig(
         level="coarse", method="source_only", arch="resnet18", image_size=32, batch_size=4, epochs=1, iters_per_epoch=1))
-    estimator = k2d.Pose2DEstimator.load(k2d.CPU_CONFIG)
+    estimator = Pose2DEstimator.load(k2d.CPU_CONFIG)
     torch.save({"state_dict": estimator.model.state_dict()}, root / "pose2d.pth")
     ds = load_dataset(fixture)
     kp = np.stack([s.keypoints_3d for s in ds.samples]).astype(np.float32)

@@ -104,30 +104,32 @@ def test_mmengine_checkpoints_load_weights_only_and_crafted_ones_are_refused(tmp
     without full unpickling; a crafted one is refused, names the opt-in, and runs nothing."""
     from aims_lib.pose_branch import keypoints2d as k2d
     from aims_lib.pose_branch.mmcv_shim import import_mmpose
+    from aims_lib.pose_branch.mmpose_estimator import Pose2DEstimator
+    from aims_lib.safe_checkpoints import read_checkpoint
 
     import_mmpose()
     from mmengine.logging.history_buffer import HistoryBuffer
 
-    estimator = k2d.Pose2DEstimator.load(k2d.CPU_CONFIG)
+    estimator = Pose2DEstimator.load(k2d.CPU_CONFIG)
     buffer = HistoryBuffer()
     buffer.update(0.5)
     ours = tmp_path / "epoch_1.pth"
     torch.save({"state_dict": estimator.model.state_dict(),
                 "meta": {"dataset_meta": {"sigmas": np.ones(17, np.float32)}},
                 "message_hub": {"log_scalars": {"train/loss": buffer}}}, ours)
-    state = k2d.read_checkpoint(ours)
+    state = read_checkpoint(ours)
     assert state["message_hub"]["log_scalars"]["train/loss"].mean() == 0.5  # its statistics methods work
-    k2d.Pose2DEstimator.load(k2d.CPU_CONFIG, checkpoint=ours)
+    Pose2DEstimator.load(k2d.CPU_CONFIG, checkpoint=ours)
 
     marker = tmp_path / "pwned"
     crafted = _crafted_torch_file(tmp_path / "crafted.pth", marker, {"state_dict": estimator.model.state_dict()})
     with pytest.raises(pickle.UnpicklingError, match=r"crafted.pth: refused.*trusted=True"):
-        k2d.Pose2DEstimator.load(k2d.CPU_CONFIG, checkpoint=crafted)
+        Pose2DEstimator.load(k2d.CPU_CONFIG, checkpoint=crafted)
     assert not marker.exists()
     sneaky = tmp_path / "sneaky.pth"  # the getattr stand-in only serves HistoryBuffer statistics
     sneaky.write_bytes(b"\x80\x02c__builtin__\ngetattr\ncos\nsystem\nX\x04\x00\x00\x00pathq\x00\x86R.")
     with pytest.raises(pickle.UnpicklingError):
-        k2d.read_checkpoint(sneaky)
+        read_checkpoint(sneaky)
 
 
 def test_crafted_image_branch_checkpoint_is_refused_by_the_predictor(tmp_path: Path) -> None:
@@ -154,8 +156,10 @@ def test_legacy_pose2d_checkpoint_needs_the_named_opt_in_to_start_training(tmp_p
     import argparse
 
     from aims_lib.pose_branch import keypoints2d as k2d
+    from aims_lib.pose_branch.mmpose_estimator import Pose2DEstimator
+    from aims_lib.pose_branch.run_checkpoints import latest_checkpoint
 
-    estimator = k2d.Pose2DEstimator.load(k2d.CPU_CONFIG)
+    estimator = Pose2DEstimator.load(k2d.CPU_CONFIG)
     legacy = tmp_path / "legacy.pth"
     torch.save({"state_dict": estimator.model.state_dict(), "meta": {"args": argparse.Namespace(lr=0.1)}}, legacy)
     data = Path(__file__).resolve().parents[1] / "data" / "fixtures" / "aims_tiny"
@@ -169,7 +173,7 @@ def test_legacy_pose2d_checkpoint_needs_the_named_opt_in_to_start_training(tmp_p
     start = torch.load(run / "initial_weights.pth", weights_only=True)["state_dict"]
     for name, value in estimator.model.state_dict().items():
         torch.testing.assert_close(start[name], value, msg=name)
-    assert k2d.latest_checkpoint(run) is not None
+    assert latest_checkpoint(run) is not None
 
 
 def test_reproduce_trust_flags_name_a_file(capsys: pytest.CaptureFixture[str]) -> None:
@@ -181,11 +185,11 @@ def test_reproduce_trust_flags_name_a_file(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_a_damaged_checkpoint_is_named_as_damaged_not_as_unsafe(tmp_path: Path) -> None:
-    from aims_lib.pose_branch import keypoints2d as k2d
+    from aims_lib.safe_checkpoints import read_checkpoint
     from aims_lib.safe_pickle import load_weights_file
 
     bad = tmp_path / "truncated.pth"
     bad.write_bytes(b"not a checkpoint")
-    for read in (k2d.read_checkpoint, load_weights_file):
+    for read in (read_checkpoint, load_weights_file):
         with pytest.raises(ValueError, match="truncated.pth: not a readable weights file"):
             read(bad)

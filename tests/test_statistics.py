@@ -5,7 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aims_lib.statistics import accuracy, gap_closed, mcnemar_exact, paired_comparison, seed_summary, summarise_seeds
+from aims_lib import taxonomy
+from aims_lib.statistics import (
+    Accuracy,
+    SeedSummary,
+    accuracy,
+    bootstrap_interval,
+    classification_report,
+    confusion_matrix,
+    confusion_pairs,
+    gap_closed,
+    mcnemar_exact,
+    paired_comparison,
+    seed_summary,
+    summarise_seeds,
+    top1,
+)
 
 
 def test_mcnemar_exact_by_hand() -> None:
@@ -85,6 +100,9 @@ def test_summarise_seeds_keeps_the_headline_and_lists_every_seed() -> None:
     assert s["top1"] == 75.0 and s["seeds"] == [1, 0]
     assert s["per_seed"] == {"top1": [75.0, 100.0], "macro": [50.0, 100.0]}
     assert s["over_seeds"] == {"mean": 87.5, "sd": 17.68, "n_seeds": 2}
+    # the typed layout records declare: the headline's Accuracy fields first, then the seeds'
+    assert list(s) == list(SeedSummary.__annotations__)
+    assert list(s)[: len(Accuracy.__dataclass_fields__)] == list(Accuracy.__dataclass_fields__)
     with pytest.raises(ValueError, match="headline seed 5"):
         summarise_seeds(per_seed, headline=5)
 
@@ -121,3 +139,47 @@ def test_paired_rate_difference_by_hand() -> None:
         paired_rate_difference(a, b[:2], counts)
     with pytest.raises(ValueError, match="some counts"):
         paired_rate_difference(a * 0, b * 0, counts * 0)
+
+
+def test_top1_takes_ids_or_logits_and_is_nan_without_images() -> None:
+    labels = np.array([0, 1, 1, 2])
+    assert top1(np.array([0, 1, 2, 2]), labels) == 75.0
+    assert top1(np.eye(3)[[0, 1, 2, 2]], labels) == 75.0  # logits: their argmax
+    assert top1(np.eye(3)[[0, 1, 2, 2]], labels) == accuracy(np.array([0, 1, 2, 2]), labels, 3).top1
+    assert np.isnan(top1(np.zeros((0, 3)), np.array([], dtype=int)))  # an empty split has no accuracy
+    with pytest.raises(ValueError, match="equal 1-D shapes"):
+        top1(np.array([0, 1]), labels)
+
+
+def test_bootstrap_interval_brackets_the_mean_and_narrows_with_n() -> None:
+    small = np.array([1] * 7 + [0] * 3)
+    lo, hi = bootstrap_interval(small, seed=1)
+    assert lo < 70 < hi and 35 < lo and hi <= 100
+    lo_big, hi_big = bootstrap_interval(np.tile(small, 100), seed=1)
+    assert lo_big < 70 < hi_big and (hi_big - lo_big) < (hi - lo) / 5
+    assert bootstrap_interval(np.ones(5)) == (100.0, 100.0)
+    assert bootstrap_interval(small, seed=3) == bootstrap_interval(small, seed=3)
+    pred = np.where(small == 1, 0, 1)  # the same resamples as accuracy's top-1 interval
+    acc = accuracy(pred, np.zeros(10, int), 2, seed=3)
+    assert bootstrap_interval(small, seed=3) == (acc.top1_low, acc.top1_high)
+    with pytest.raises(ValueError, match="non-empty 1-D"):
+        bootstrap_interval(np.array([]))
+
+
+def test_classification_report_macro_is_the_mean_of_present_classes() -> None:
+    fine_true = np.array([0, 0, 1, 5])
+    fine_pred = np.array([0, 1, 1, 4])
+    coarse = np.array(taxonomy.FINE_TO_COARSE_ID)
+    report = classification_report(coarse[fine_pred], fine_pred, coarse[fine_true], fine_true)
+    assert report["fine"]["top1"] == 50.0
+    assert report["fine"]["macro"] == (50.0 + 100.0 + 0.0) / 3  # classes 0, 1 and 5; absent ones do not count
+    assert report["fine"]["per_class"][taxonomy.FINE[2]] is None
+
+
+def test_confusion_pairs_rebuild_the_matrix() -> None:
+    true = np.array([0, 0, 1, 2, 2, 2])
+    pred = np.array([0, 1, 1, 2, 0, 2])
+    m = confusion_matrix(pred, true, 3)
+    p2, t2 = confusion_pairs(m)
+    np.testing.assert_array_equal(confusion_matrix(p2, t2, 3), m)
+    assert (p2 == t2).mean() == (pred == true).mean()

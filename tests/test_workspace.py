@@ -40,7 +40,7 @@ def test_embedded_data_and_a_dataset_with_synthetic_images_are_used_as_they_are(
 
 
 def test_reports_folder_names_the_data_and_the_body(real_only: Path) -> None:
-    from aims_lib.profiles import REPO
+    from aims_lib.files import REPO
 
     ctx = notebook_context("quick", 1, "cpu", data_dir=real_only, smil_model="/x/smil_web.pkl")
     assert ctx.out_dir == REPO / "reports" / "quick" / "syrip_aims-smil_web-seed1"

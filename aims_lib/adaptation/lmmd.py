@@ -85,7 +85,7 @@ def lmmd_loss(
 class LMMDLoss(DomainAdaptation):
     """:func:`lmmd_loss` with the number of classes and the kernel fixed at construction."""
 
-    title = "LMMD (DSAN)"
+    title = "LMMD"
     default_weight = 0.5
     default_ramp = "deepda"
 

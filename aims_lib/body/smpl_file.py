@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from aims_lib.data.format import atomic_write_bytes
+from aims_lib.files import atomic_write_bytes
 from aims_lib.safe_pickle import UnsafePickleError, load_pickle
 
 #: Keys ``smplx.SMPL`` reads from a model pickle.

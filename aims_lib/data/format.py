@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -39,6 +38,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from aims_lib import taxonomy
+from aims_lib.files import write_json
 from aims_lib.image_io import ImageReadError, image_size
 
 FORMAT_VERSION: Final[str] = "1.0"
@@ -532,54 +532,6 @@ def load_dataset(path: str | os.PathLike[str], check_images: bool = True) -> Aim
     return AimsDataset(path=path, info=dict(data["info"]), samples=samples, raw=data)
 
 
-def _to_jsonable(obj: Any) -> Any:
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def _read_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-#: Read once at import: os.umask can only be read by setting it, which is not thread-safe.
-_UMASK = _read_umask()
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], payload: bytes) -> None:
-    """Write ``payload`` to ``path`` so that readers see the old file or the new one, never a
-    half-written one: write a temporary file beside it, flush it to disk, then rename. The file
-    gets the permissions of a plainly created one (0666 minus the umask), not mkstemp's 0600."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def copy_file_atomic(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
-    """Copy ``src`` to ``dst`` atomically unless ``dst`` already holds the same bytes: importers
-    and merges rerun over an older output, whose stale copies may have the same size."""
-    payload = Path(src).read_bytes()
-    dst = Path(dst)
-    if not dst.is_file() or dst.read_bytes() != payload:
-        atomic_write_bytes(dst, payload)
-
-
 #: The dataset code's name for :class:`aims_lib.image_io.ImageReadError`: one error for an image
 #: that cannot be read, wherever it is read.
 UnreadableImage = ImageReadError
@@ -604,9 +556,7 @@ def write_dataset(
     if path.is_dir():
         path = path / ANNOTATIONS_FILE
     validate(data, str(path), path.parent, check_images)
-    payload = json.dumps(data, default=_to_jsonable, indent=None, separators=(",", ":"))
-    atomic_write_bytes(path, payload.encode("utf-8"))
-    return path
+    return write_json(path, data, indent=None, compact=True)
 
 
 def new_dataset(info: Mapping[str, Any]) -> dict[str, Any]:

@@ -50,6 +50,7 @@ import sys
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -61,15 +62,14 @@ from aims_lib.data.format import (
     SPLITS,
     DatasetError,
     UnreadableImage,
-    atomic_write_bytes,
     check_keypoints_2d,
     check_numbers,
-    copy_file_atomic,
     decoded_image_size,
     new_dataset,
     path_escape,
     write_dataset,
 )
+from aims_lib.files import copy_file_atomic, write_json
 
 FINE_COLUMNS = ("fine", "aims_fine", "fine_label", "label")
 #: Paper scale: 198 of 750 real images are the test split; validation takes 10 %.
@@ -250,6 +250,28 @@ def check_output_dir(out_dir: Path, coco_path: Path, images_dir: Path, labels_pa
                          "choose an --out outside it")
 
 
+@dataclass
+class _Kept:
+    """One image to import: its COCO entry, its fine label and its checked annotation."""
+
+    img: Mapping[str, Any]
+    fine: str
+    kps: np.ndarray
+    bbox: list[float]
+    kp3d: np.ndarray | None
+    source: Path
+
+
+@dataclass
+class _Scan:
+    """What the scan of the COCO images found: the images kept and what the report lists."""
+
+    kept: list[_Kept] = field(default_factory=list)
+    unlabelled: list[str] = field(default_factory=list)
+    disagreements: list[dict[str, str]] = field(default_factory=list)
+    several: list[dict[str, Any]] = field(default_factory=list)
+
+
 def import_syrip(
     coco_path: Path,
     images_dir: Path,
@@ -267,11 +289,25 @@ def import_syrip(
     if split not in (*SPLITS, "auto"):
         raise ValueError(f"--split must be auto, train, val or test, got {split!r}")
     check_output_dir(out_dir, coco_path, images_dir, labels_path)
-    images_root = images_dir.resolve()
     coco = _read_coco(coco_path)
     labels = read_label_table(labels_path, split)
-    src = str(coco_path)
+    coco_names = _check_image_entries(coco, coco_path)
+    scan = _scan_images(coco, labels, coco_path, images_dir)
+    if not scan.kept:
+        raise DatasetError(
+            f"{labels_path}: no file_name matches an image of {coco_path} "
+            f"(label table has {len(labels)} rows)"
+        )
+    splits = _choose_splits(scan.kept, labels, split, seed)
+    data = _aims_dataset(scan.kept, splits, coco_path, images_dir, labels_path, domain)
+    _write_images_and_dataset(scan.kept, data, out_dir)
+    report = _report(scan, splits, sorted(set(labels) - coco_names))
+    write_json(out_dir / "import_report.json", report)
+    return report
 
+
+def _check_image_entries(coco: Mapping[str, Any], coco_path: Path) -> set[str]:
+    """The COCO images' file names, after checking that names and ids are valid and unique."""
     index_of_id: dict[int, int] = {}
     index_of_name: dict[str, int] = {}
     for i, img in enumerate(coco["images"]):
@@ -304,143 +340,190 @@ def import_syrip(
             )
         index_of_id[image_id] = i
         index_of_name[name] = i
+    return set(index_of_name)
 
+
+def _scan_images(
+    coco: Mapping[str, Any], labels: Mapping[str, dict[str, str]], coco_path: Path, images_dir: Path
+) -> _Scan:
+    """Check every labelled image and its annotation in file order (the first error stops the
+    import); images without a label row are counted, not checked."""
+    images_root = images_dir.resolve()
     anns_by_image: dict[Any, list[int]] = defaultdict(list)
     for j, ann in enumerate(coco["annotations"]):
         anns_by_image[ann.get("image_id")].append(j)
-
-    unlabelled: list[str] = []
-    disagreements: list[dict[str, str]] = []
-    several: list[dict[str, Any]] = []
-    kept: list[dict[str, Any]] = []
+    scan = _Scan()
     for i, img in enumerate(coco["images"]):
         name = img["file_name"]
         if name not in labels:
-            unlabelled.append(name)
+            scan.unlabelled.append(name)
             continue
         entry = f"images[{i}] ({name})"
-        for key in ("width", "height"):
-            v = img.get(key)
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise DatasetError(
-                    f"{coco_path}: {entry}: field '{key}': expected a positive integer, got {v!r}"
-                )
+        image_file = _check_image_file(img, entry, images_dir, images_root, coco_path)
         width, height = img["width"], img["height"]
-        image_file = images_dir / name
-        target = image_file.resolve()
-        if not target.is_relative_to(images_root):  # a symbolic link out of the dataset
-            raise DatasetError(
-                f"{coco_path}: {entry}: field 'file_name': {image_file} leads to {target}, outside "
-                f"--images {images_root} (a symbolic link); the import copies only files inside "
-                "--images: copy the file there instead of linking it"
-            )
-        if not image_file.is_file():
-            raise DatasetError(
-                f"{coco_path}: {entry}: field 'file_name': image file not found: {image_file}"
-            )
-        try:
-            actual = decoded_image_size(image_file)
-        except UnreadableImage as exc:
-            raise DatasetError(f"{coco_path}: {entry}: field 'file_name': {exc}") from None
-        if actual != (width, height):
-            fld = "width" if actual[0] != width else "height"
-            raise DatasetError(
-                f"{coco_path}: {entry}: field '{fld}': image is {actual[0]}x{actual[1]}, "
-                f"COCO says {width}x{height} ({image_file})"
-            )
-
-        candidates = []
-        for j in anns_by_image.get(img["id"], []):
-            ann = coco["annotations"][j]
-            a_entry = f"annotations[{j}] (id={ann.get('id')}, {name})"
-            kps = check_keypoints_2d(ann.get("keypoints"), width, height, src, a_entry)
-            candidates.append((j, a_entry, kps))
-        if not candidates:
-            raise DatasetError(f"{coco_path}: {entry}: no annotation for image id {img['id']!r}")
-        # One infant per image: the annotation with the most labelled keypoints (max keeps the
-        # first of a tie, i.e. file order).
-        j, a_entry, kps = max(candidates, key=lambda c: int((c[2][:, 2] > 0).sum()))
-        ann = coco["annotations"][j]
-        if len(candidates) > 1:
-            dropped = [coco["annotations"][k].get("id") for k, _, _ in candidates if k != j]
-            warnings.warn(
-                f"{coco_path}: {entry}: {len(candidates)} annotations for one image; kept "
-                f"annotation id {ann.get('id')} ({int((kps[:, 2] > 0).sum())} labelled keypoints), "
-                f"dropped {dropped}",
-                stacklevel=2,
-            )
-            several.append({"file_name": name, "kept": ann.get("id"), "dropped": dropped})
-
-        raw_bbox = ann.get("bbox")
-        if raw_bbox:
-            given = check_numbers(raw_bbox, (4,), src, a_entry, "bbox")
-            if given[2] <= 0 or given[3] <= 0:
-                raise DatasetError(
-                    f"{coco_path}: {a_entry}: field 'bbox': width and height must be positive, "
-                    f"got {given.tolist()}"
-                )
-            bbox = _clip_bbox(given, width, height)
-            if bbox[2] <= 0 or bbox[3] <= 0:
-                raise DatasetError(
-                    f"{coco_path}: {a_entry}: field 'bbox': {given.tolist()} lies wholly outside "
-                    f"the {width}x{height} image"
-                )
-            if not np.allclose(bbox, given, rtol=0.0, atol=1e-6):
-                warnings.warn(
-                    f"{coco_path}: {a_entry}: field 'bbox': {given.tolist()} extends outside the "
-                    f"{width}x{height} image; clipped to {bbox}",
-                    stacklevel=2,
-                )
-        else:
-            bbox = _bbox_from_keypoints(kps, width, height)
-
-        kp3d = None
-        key3d = "3d_keypoints" if "3d_keypoints" in ann else "keypoints_3d"
-        if ann.get(key3d) is not None:
-            try:
-                n3d = np.asarray(ann[key3d], dtype=object).size
-            except ValueError:
-                n3d = -1
-            if n3d not in (51, 68):  # 17 x 3, or 17 x 4 with a flag column
-                raise DatasetError(
-                    f"{coco_path}: {a_entry}: field '{key3d}': expected 17 x 3 values, got {n3d}"
-                )
-            arr = check_numbers(ann[key3d], (taxonomy.NUM_KEYPOINTS, n3d // 17), src, a_entry, key3d)
-            try:
-                kp3d = taxonomy.normalise_keypoints_3d(arr[:, :3])
-            except ValueError as exc:
-                raise DatasetError(f"{coco_path}: {a_entry}: field '{key3d}': {exc}") from None
-
+        ann, a_entry, kps = _pick_annotation(coco, anns_by_image.get(img["id"], []), img, entry, coco_path, scan.several)
+        bbox = _annotation_bbox(ann, a_entry, kps, width, height, coco_path)
+        kp3d = _annotation_keypoints_3d(ann, a_entry, coco_path)
         fine = labels[name]["fine"]
-        coarse = taxonomy.FINE_TO_COARSE[fine]
-        posture = img.get("posture")
-        if posture is not None:
-            try:
-                allowed = taxonomy.coarse_from_syrip_posture(str(posture))
-            except taxonomy.LabelError as exc:
-                raise DatasetError(f"{coco_path}: {entry}: field 'posture': {exc}") from None
-            if allowed and coarse not in allowed:
-                disagreements.append(
-                    {"file_name": name, "posture": str(posture), "fine": fine, "coarse_kept": coarse}
-                )
-        kept.append(
-            {"img": img, "fine": fine, "kps": kps, "bbox": bbox, "kp3d": kp3d, "source": image_file}
-        )
-    if not kept:
+        disagreement = _posture_disagreement(img, entry, fine, coco_path)
+        if disagreement is not None:
+            scan.disagreements.append(disagreement)
+        scan.kept.append(_Kept(img, fine, kps, bbox, kp3d, image_file))
+    return scan
+
+
+def _check_image_file(
+    img: Mapping[str, Any], entry: str, images_dir: Path, images_root: Path, coco_path: Path
+) -> Path:
+    """The image's file inside ``--images``, checked to decode at COCO's width and height."""
+    for key in ("width", "height"):
+        v = img.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+            raise DatasetError(
+                f"{coco_path}: {entry}: field '{key}': expected a positive integer, got {v!r}"
+            )
+    width, height = img["width"], img["height"]
+    image_file = images_dir / img["file_name"]
+    target = image_file.resolve()
+    if not target.is_relative_to(images_root):  # a symbolic link out of the dataset
         raise DatasetError(
-            f"{labels_path}: no file_name matches an image of {coco_path} "
-            f"(label table has {len(labels)} rows)"
+            f"{coco_path}: {entry}: field 'file_name': {image_file} leads to {target}, outside "
+            f"--images {images_root} (a symbolic link); the import copies only files inside "
+            "--images: copy the file there instead of linking it"
         )
-    missing_in_coco = sorted(set(labels) - set(index_of_name))
+    if not image_file.is_file():
+        raise DatasetError(
+            f"{coco_path}: {entry}: field 'file_name': image file not found: {image_file}"
+        )
+    try:
+        actual = decoded_image_size(image_file)
+    except UnreadableImage as exc:
+        raise DatasetError(f"{coco_path}: {entry}: field 'file_name': {exc}") from None
+    if actual != (width, height):
+        fld = "width" if actual[0] != width else "height"
+        raise DatasetError(
+            f"{coco_path}: {entry}: field '{fld}': image is {actual[0]}x{actual[1]}, "
+            f"COCO says {width}x{height} ({image_file})"
+        )
+    return image_file
 
-    names = [k["img"]["file_name"] for k in kept]
+
+def _pick_annotation(
+    coco: Mapping[str, Any],
+    ann_indices: Sequence[int],
+    img: Mapping[str, Any],
+    entry: str,
+    coco_path: Path,
+    several: list[dict[str, Any]],
+) -> tuple[Mapping[str, Any], str, np.ndarray]:
+    """The image's annotation, its entry name and its checked keypoints: SyRIP holds one infant
+    per image, so of several the one with the most labelled keypoints (ties: the first in the
+    file), with a warning and a record in ``several``."""
+    name = img["file_name"]
+    candidates = []
+    for j in ann_indices:
+        ann = coco["annotations"][j]
+        a_entry = f"annotations[{j}] (id={ann.get('id')}, {name})"
+        kps = check_keypoints_2d(ann.get("keypoints"), img["width"], img["height"], str(coco_path), a_entry)
+        candidates.append((j, a_entry, kps))
+    if not candidates:
+        raise DatasetError(f"{coco_path}: {entry}: no annotation for image id {img['id']!r}")
+    j, a_entry, kps = max(candidates, key=lambda c: int((c[2][:, 2] > 0).sum()))  # max keeps the first of a tie
+    ann = coco["annotations"][j]
+    if len(candidates) > 1:
+        dropped = [coco["annotations"][k].get("id") for k, _, _ in candidates if k != j]
+        warnings.warn(
+            f"{coco_path}: {entry}: {len(candidates)} annotations for one image; kept "
+            f"annotation id {ann.get('id')} ({int((kps[:, 2] > 0).sum())} labelled keypoints), "
+            f"dropped {dropped}",
+            stacklevel=4,  # import_syrip's caller
+        )
+        several.append({"file_name": name, "kept": ann.get("id"), "dropped": dropped})
+    return ann, a_entry, kps
+
+
+def _annotation_bbox(
+    ann: Mapping[str, Any], a_entry: str, kps: np.ndarray, width: int, height: int, coco_path: Path
+) -> list[float]:
+    """The annotation's bbox clipped to the image (with a warning), or one around the keypoints."""
+    raw_bbox = ann.get("bbox")
+    if not raw_bbox:
+        return _bbox_from_keypoints(kps, width, height)
+    given = check_numbers(raw_bbox, (4,), str(coco_path), a_entry, "bbox")
+    if given[2] <= 0 or given[3] <= 0:
+        raise DatasetError(
+            f"{coco_path}: {a_entry}: field 'bbox': width and height must be positive, "
+            f"got {given.tolist()}"
+        )
+    bbox = _clip_bbox(given, width, height)
+    if bbox[2] <= 0 or bbox[3] <= 0:
+        raise DatasetError(
+            f"{coco_path}: {a_entry}: field 'bbox': {given.tolist()} lies wholly outside "
+            f"the {width}x{height} image"
+        )
+    if not np.allclose(bbox, given, rtol=0.0, atol=1e-6):
+        warnings.warn(
+            f"{coco_path}: {a_entry}: field 'bbox': {given.tolist()} extends outside the "
+            f"{width}x{height} image; clipped to {bbox}",
+            stacklevel=4,  # import_syrip's caller
+        )
+    return bbox
+
+
+def _annotation_keypoints_3d(ann: Mapping[str, Any], a_entry: str, coco_path: Path) -> np.ndarray | None:
+    """The annotation's normalised 3D keypoints (``3d_keypoints`` or ``keypoints_3d``), if any."""
+    key3d = "3d_keypoints" if "3d_keypoints" in ann else "keypoints_3d"
+    if ann.get(key3d) is None:
+        return None
+    try:
+        n3d = np.asarray(ann[key3d], dtype=object).size
+    except ValueError:
+        n3d = -1
+    if n3d not in (51, 68):  # 17 x 3, or 17 x 4 with a flag column
+        raise DatasetError(
+            f"{coco_path}: {a_entry}: field '{key3d}': expected 17 x 3 values, got {n3d}"
+        )
+    arr = check_numbers(ann[key3d], (taxonomy.NUM_KEYPOINTS, n3d // 17), str(coco_path), a_entry, key3d)
+    try:
+        return taxonomy.normalise_keypoints_3d(arr[:, :3])
+    except ValueError as exc:
+        raise DatasetError(f"{coco_path}: {a_entry}: field '{key3d}': {exc}") from None
+
+
+def _posture_disagreement(img: Mapping[str, Any], entry: str, fine: str, coco_path: Path) -> dict[str, str] | None:
+    """The report's record when SyRIP's ``posture`` rules out the fine label's parent; the label is kept."""
+    posture = img.get("posture")
+    if posture is None:
+        return None
+    coarse = taxonomy.FINE_TO_COARSE[fine]
+    try:
+        allowed = taxonomy.coarse_from_syrip_posture(str(posture))
+    except taxonomy.LabelError as exc:
+        raise DatasetError(f"{coco_path}: {entry}: field 'posture': {exc}") from None
+    if allowed and coarse not in allowed:
+        return {"file_name": img["file_name"], "posture": str(posture), "fine": fine, "coarse_kept": coarse}
+    return None
+
+
+def _choose_splits(kept: Sequence[_Kept], labels: Mapping[str, dict[str, str]], split: str, seed: int) -> dict[str, str]:
+    """``file_name`` -> split: ``--split`` for all, else the table's column, else stratified."""
+    names = [k.img["file_name"] for k in kept]
     if split != "auto":
-        splits = dict.fromkeys(names, split)
-    elif all(labels[n]["split"] for n in names):  # the table's column is all or nothing
-        splits = {n: labels[n]["split"] for n in names}
-    else:
-        splits = assign_splits([(k["img"]["file_name"], k["fine"]) for k in kept], seed)
+        return dict.fromkeys(names, split)
+    if all(labels[n]["split"] for n in names):  # the table's column is all or nothing
+        return {n: labels[n]["split"] for n in names}
+    return assign_splits([(k.img["file_name"], k.fine) for k in kept], seed)
 
+
+def _aims_dataset(
+    kept: Sequence[_Kept],
+    splits: Mapping[str, str],
+    coco_path: Path,
+    images_dir: Path,
+    labels_path: Path,
+    domain: str | None,
+) -> dict[str, Any]:
+    """The kept images and annotations in the AIMS format, renumbered from 1 in file order."""
     data = new_dataset(
         {
             "source": "import",
@@ -450,7 +533,7 @@ def import_syrip(
         }
     )
     for new_id, k in enumerate(kept, start=1):
-        img, kps, bbox, fine = k["img"], k["kps"], k["bbox"], k["fine"]
+        img, kps, bbox, fine = k.img, k.kps, k.bbox, k.fine
         name = img["file_name"]
         out_img: dict[str, Any] = {
             "id": new_id,
@@ -476,27 +559,35 @@ def import_syrip(
             "area": float(bbox[2] * bbox[3]),
             "iscrowd": 0,
         }
-        if k["kp3d"] is not None:
-            out_ann["keypoints_3d"] = k["kp3d"].tolist()
+        if k.kp3d is not None:
+            out_ann["keypoints_3d"] = k.kp3d.tolist()
         data["annotations"].append(out_ann)
+    return data
 
-    # Input checked: now write. Copies are compared by content (a same-size stale copy from an
-    # older import must not survive) and written atomically.
+
+def _write_images_and_dataset(kept: Sequence[_Kept], data: dict[str, Any], out_dir: Path) -> None:
+    """Copy the images into ``out_dir/images`` and write the dataset, once the input is checked.
+
+    Copies are compared by content (a same-size stale copy from an older import must not
+    survive) and written atomically.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     for k, out_img in zip(kept, data["images"]):
-        copy_file_atomic(k["source"], out_dir / out_img["file_name"])
+        copy_file_atomic(k.source, out_dir / out_img["file_name"])
     write_dataset(data, out_dir, check_images=True)
-    report = {
-        "imported": len(kept),
-        "unlabelled_images_left_out": len(unlabelled),
-        "labels_without_image": missing_in_coco,
-        "posture_disagreements": disagreements,
-        "several_annotations": several,
+
+
+def _report(scan: _Scan, splits: Mapping[str, str], labels_without_image: list[str]) -> dict[str, Any]:
+    """The import report: counts, and the images the import left out, doubted or chose among."""
+    return {
+        "imported": len(scan.kept),
+        "unlabelled_images_left_out": len(scan.unlabelled),
+        "labels_without_image": labels_without_image,
+        "posture_disagreements": scan.disagreements,
+        "several_annotations": scan.several,
         "splits": dict(Counter(splits.values())),
-        "fine_counts": dict(Counter(k["fine"] for k in kept)),
+        "fine_counts": dict(Counter(k.fine for k in scan.kept)),
     }
-    atomic_write_bytes(out_dir / "import_report.json", json.dumps(report, indent=2).encode())
-    return report
 
 
 def main(argv: Sequence[str] | None = None) -> int:

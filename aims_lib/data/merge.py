@@ -27,14 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from aims_lib.data.format import (
-    ANNOTATIONS_FILE,
-    AimsDataset,
-    copy_file_atomic,
-    load_dataset,
-    new_dataset,
-    write_dataset,
-)
+from aims_lib.data.format import ANNOTATIONS_FILE, AimsDataset, load_dataset, new_dataset, write_dataset
+from aims_lib.files import copy_file_atomic
 
 
 def data_kind(info: dict[str, Any]) -> str:

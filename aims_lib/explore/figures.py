@@ -20,8 +20,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
-from aims_lib.data.format import atomic_write_bytes
 from aims_lib.explore.run import LABELS, ExplorerRun
+from aims_lib.files import atomic_write_bytes
 from aims_lib.image_io import read_image
 from aims_lib.plots import SKELETON_VIEWS, plot_image_grid, plot_keypoint_sets, plot_skeleton_views
 from aims_lib.pose_branch.lifting import ground_truth_3d_camera
@@ -56,9 +56,8 @@ def plot_image_view(run: ExplorerRun, row: int) -> Figure:
     s = run.samples[row]
     confident = run.keypoint_scores[row] >= OVERLAY_SCORE
     sets = {"annotated": np.where(s.visibility[:, None] > 0, s.keypoints_2d, np.nan),
-            f"estimated 2D (score ≥ {OVERLAY_SCORE})": np.where(confident[:, None], run.keypoints_2d[row], np.nan)}
-    if run.keypoints_2d_fit is not None:
-        sets["SMPLify fit" + (" (failed)" if run.fit_failed[row] else "")] = run.keypoints_2d_fit[row]
+            f"estimated 2D (score ≥ {OVERLAY_SCORE})": np.where(confident[:, None], run.keypoints_2d[row], np.nan),
+            "SMPLify fit" + (" (failed)" if run.fit_failed[row] else ""): run.keypoints_2d_fit[row]}
     title = f"id {s.image_id}: true {s.fine}"
     return plot_keypoint_sets([read_image(s.path)], {k: [v] for k, v in sets.items()}, [title], ncols=1, cell_inches=3.6)
 

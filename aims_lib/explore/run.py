@@ -65,7 +65,7 @@ class ExplorerRun:
     ``image_logits`` (N, 4) the image branch's coarse logits; ``keypoints_2d`` (N, 17, 2) and
     ``keypoint_scores`` (N, 17) the estimated 2D keypoints; ``keypoints_3d`` (N, 17, 3) the
     SMPLify fits (normalised camera frame, NaN where ``fit_failed``), ``keypoints_2d_fit``
-    (N, 17, 2) the fits projected into the image (None when the fit file predates them);
+    (N, 17, 2) the fits projected into the image;
     ``pose_log`` and ``full_log`` (N, 12) the pose branch's and the full model's fine
     log-probabilities; ``calibration`` notebook 06's, None when it has not run.
     """
@@ -76,7 +76,7 @@ class ExplorerRun:
     keypoint_scores: np.ndarray
     keypoints_3d: np.ndarray
     fit_failed: np.ndarray
-    keypoints_2d_fit: np.ndarray | None
+    keypoints_2d_fit: np.ndarray
     pose_log: np.ndarray
     full_log: np.ndarray
     calibration: Calibration | None = None
@@ -91,7 +91,7 @@ class ExplorerRun:
                   "pose_log": (n, taxonomy.NUM_FINE), "full_log": (n, taxonomy.NUM_FINE)}
         for name, shape in shapes.items():
             value = getattr(self, name)
-            if value is not None and np.shape(value) != shape:
+            if np.shape(value) != shape:
                 raise ValueError(f"ExplorerRun.{name} must be {shape} for {n} images, got {np.shape(value)}")
 
     @property
@@ -184,7 +184,7 @@ def load_run(reports_dir: str | Path, dataset: AimsDataset, device: str = "cpu")
         keypoint_scores=scores,
         keypoints_3d=keypoints_3d,
         fit_failed=fits.failed[rows],
-        keypoints_2d_fit=None if fits.keypoints_2d_fit is None else fits.keypoints_2d_fit[rows],
+        keypoints_2d_fit=fits.keypoints_2d_fit[rows],
         pose_log=predict_hipc(load_hipc(pose_file, device), keypoints_3d).astype(np.float64),
         full_log=predict_hipc(load_hipc(full_file, device), keypoints_3d, coarse_probs).astype(np.float64),
         calibration=Calibration.load(calibration_file) if calibration_file.is_file() else None,

@@ -16,8 +16,8 @@ from typing import Final
 import numpy as np
 
 from aims_lib.data.format import DOMAINS, SPLITS
-from aims_lib.evaluate import confusion_matrix
 from aims_lib.explore.run import LABELS, ExplorerRun, check_model
+from aims_lib.statistics import confusion_matrix
 
 #: The split or domain value that filters nothing.
 ALL: Final[str] = "all"

@@ -4,10 +4,11 @@ Each cell (method, source) trains, or reuses, one image-branch run per training 
 it on the real test split as :mod:`aims_lib.statistics` scores everything: top-1 and macro
 accuracy with 95 % bootstrap intervals (headline seed), per-seed values with their mean and sd,
 the paired difference against source-only on the same images (paired bootstrap interval,
-McNemar's exact p) and the share of the source-only-to-oracle gap it closes, the target oracle
-being source-only on the real training labels. The paper's methods (source-only and LMMD, which
-notebook 02 trains) run on every source; the others may be restricted to fewer sources, which a
-CPU budget needs (:attr:`aims_lib.profiles.Profile.uda_sources`).
+McNemar's exact p; named ``"<method> vs source-only, <level>, <source>"``) and the share of the
+source-only-to-oracle gap it closes, the target oracle being source-only on the real training
+labels. Notebook 02's Table 3 is this table of the paper's methods (source-only and LMMD) on
+every source, notebook 05's adds the other methods, which may be restricted to fewer sources, as
+a CPU budget needs (:attr:`aims_lib.profiles.Profile.uda_sources`).
 
 Beside it, :func:`lambda_sweep`: one method's weight varied on one source (notebook 05's LMMD
 weight), each run selected on real val like every other.
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -28,14 +29,15 @@ import numpy as np
 from aims_lib import taxonomy
 from aims_lib.adaptation import get_method
 from aims_lib.data.format import AimsDataset, Sample
-from aims_lib.image_branch.trainer import (
-    SOURCE_SPLITS, Level, predictions_of_run, profile_config, run_name, train_image_branch,
-)
+from aims_lib.image_branch.run_names import run_name
+from aims_lib.image_branch.trainer import SOURCE_SPLITS, Level, predictions_of_run, profile_config, train_image_branch
 from aims_lib.profiles import Profile
-from aims_lib.statistics import Accuracy, accuracy, gap_closed, paired_comparison, summarise_seeds
+from aims_lib.records import SeedRuns, UdaCell, UdaMethods
+from aims_lib.statistics import Accuracy, Comparison, SeedSummary, accuracy, gap_closed, paired_comparison, summarise_seeds
 
-#: The methods of the paper's Table 3: every source, always.
-PAPER_METHODS: Final[tuple[str, ...]] = ("source_only", "lmmd")
+#: The methods of the paper's Table 3, every source always, by the keys its tables give their rows
+#: (:data:`aims_lib.paper_tables.ROW_NAMES`).
+PAPER_METHODS: Final[dict[str, str]] = {"source_only": "image", "lmmd": "image_lmmd"}
 #: The source of the target oracle (source-only on the real training labels).
 ORACLE_SOURCE: Final[str] = "real"
 
@@ -59,40 +61,85 @@ def comparison_plan(
 
 
 @dataclass(frozen=True)
+class Cell:
+    """One setting over its training seeds: its accuracy, its runs (one per seed, the headline's
+    first) and, for an adaptation method, its paired comparison with source-only on the same
+    source and the share of the source-only-to-oracle gap it closes (None without an oracle)."""
+
+    accuracy: SeedSummary
+    runs: tuple[str, ...]
+    vs_source_only: Comparison | None = None
+    gap_closed: float | None = None
+
+    def seed_runs(self) -> SeedRuns:
+        return SeedRuns(**self.accuracy, runs=list(self.runs))
+
+    def record(self) -> UdaCell:
+        vs = None if self.vs_source_only is None else self.vs_source_only.to_dict()
+        return UdaCell(**self.seed_runs(), gap_closed=self.gap_closed, vs_source_only=vs)
+
+
+@dataclass(frozen=True)
 class MethodComparison:
-    """The table: ``cells[method][source]`` and the oracle, each a :func:`summarise_seeds` dict;
-    a cell adds ``gap_closed``, ``vs_source_only`` (a :class:`~aims_lib.statistics.Comparison`
-    dict; None for source-only itself) and ``runs``. ``metrics`` holds the headline run's
-    metrics of each cell (its training curves)."""
+    """The table at one level: ``cells[method][source]`` and the target oracle (None when not
+    asked for). ``metrics`` holds every run's metrics (:func:`train_image_branch`'s) by its name."""
 
     level: str
     seeds: tuple[int, ...]
     plan: dict[str, tuple[str, ...]]
-    cells: dict[str, dict[str, dict[str, Any]]]
-    oracle: dict[str, Any]
-    metrics: dict[str, dict[str, dict[str, Any]]]
+    cells: dict[str, dict[str, Cell]]
+    oracle: Cell | None
+    metrics: dict[str, dict[str, Any]]
 
-    def record(self) -> dict[str, Any]:
-        """What ``results.json`` keeps (``uda_methods``)."""
+    def record(self, profile: str, budget: str) -> UdaMethods:
+        """What ``results.json`` keeps (``uda_methods``); ``budget`` says why some methods ran on fewer sources."""
         titled = {"source_only": None, **self.plan}  # source-only also names the oracle's row
-        return {"level": self.level, "seeds": list(self.seeds), "plan": {m: list(s) for m, s in self.plan.items()},
-                "cells": self.cells, "oracle": self.oracle, "titles": {m: get_method(m).title for m in titled}}
+        return UdaMethods(
+            level=self.level, seeds=list(self.seeds), plan={m: list(s) for m, s in self.plan.items()},
+            cells={m: {s: c.record() for s, c in by_source.items()} for m, by_source in self.cells.items()},
+            oracle=None if self.oracle is None else self.oracle.seed_runs(),
+            titles={m: get_method(m).title for m in titled}, profile=profile, budget=budget,
+        )
 
     @property
     def sources(self) -> tuple[str, ...]:
         """The sources of the plan, in its order."""
         return tuple(dict.fromkeys(s for srcs in self.plan.values() for s in srcs))
 
+    def runs(self) -> dict[tuple[str, str, str, int], str]:
+        """Every run's name by (level, source, method, training seed): seed by seed, the headline
+        first; per source the plan's methods in its order; then the oracle."""
+        out = {}
+        for i, k in enumerate(self.seeds):
+            for source in self.sources:
+                for method, sources in self.plan.items():
+                    if source in sources:
+                        out[self.level, source, method, k] = self.cells[method][source].runs[i]
+            if self.oracle is not None:
+                out[self.level, ORACLE_SOURCE, "source_only", k] = self.oracle.runs[i]
+        return out
+
+    def paper_rows(self) -> dict[str, dict[str, SeedSummary]]:
+        """The accuracies of the paper's methods as its tables key them: per source, ``image``
+        (source-only) and ``image_lmmd``; the oracle as source ``real``."""
+        rows = {source: {row: self.cells[m][source].accuracy for m, row in PAPER_METHODS.items()
+                         if source in self.plan.get(m, ())} for source in self.sources}
+        if self.oracle is not None:
+            rows[ORACLE_SOURCE] = {PAPER_METHODS["source_only"]: self.oracle.accuracy}
+        return rows
+
     def curves(self, source: str) -> dict[str, dict[str, Any]]:
         """The headline runs' metrics on ``source`` by method title (for the training curves)."""
-        return {get_method(m).title: by_source[source] for m, by_source in self.metrics.items() if source in by_source}
+        return {get_method(m).title: self.metrics[by_source[source].runs[0]] for m, by_source in self.cells.items()
+                if source in by_source}
 
     def reading(self) -> str:
         """Per source: the adaptation method(s) with the best top-1 (all of a tie), and whether
-        each one's paired interval against source-only excludes zero."""
+        each one's paired interval against source-only excludes zero (as ``results.json`` rounds them)."""
+        cells = {m: {s: c.record() for s, c in by_source.items()} for m, by_source in self.cells.items()}
         lines = []
         for source in self.sources:
-            scored = {m: c[source] for m, c in self.cells.items() if source in c and c[source]["vs_source_only"]}
+            scored = {m: c[source] for m, c in cells.items() if source in c and c[source]["vs_source_only"]}
             if not scored:
                 continue
             top = max(c["top1"] for c in scored.values())
@@ -139,49 +186,52 @@ def _real_test(dataset: AimsDataset, level: Level) -> tuple[list[Sample], np.nda
 
 def compare_methods(
     dataset: AimsDataset, run_root: str | Path, profile: Profile, plan: Mapping[str, Sequence[str]], seeds: Sequence[int],
-    level: Level = "coarse", method_settings: Mapping[str, Mapping[str, Any]] | None = None, **settings: Any,
+    level: Level = "coarse", method_settings: Mapping[str, Mapping[str, Any]] | None = None, oracle: bool = True,
+    **settings: Any,
 ) -> MethodComparison:
-    """Train (or reuse) the runs of ``plan`` (method -> sources, :func:`comparison_plan`) and of the
-    target oracle for every seed of ``seeds`` (the first is the headline), and score them.
+    """Train (or reuse) the runs of ``plan`` (method -> sources, :func:`comparison_plan`) and, with
+    ``oracle``, of the target oracle for every seed of ``seeds`` (the first is the headline), and
+    score them.
 
     ``settings`` go to every run's config (backbone weights, device, ...); ``method_settings`` to
     one method's runs only (e.g. the LMMD weight and ramp of notebook 02, so that its runs are
-    reused). Run names are :func:`run_name`'s, shared with notebooks 02 and 05.
+    reused). Run names are :func:`~aims_lib.image_branch.run_names.run_name`'s, shared with notebooks 02 and 05.
     """
     if not seeds:
         raise ValueError("seeds: need at least one training seed (the headline first)")
     run_root, own = Path(run_root), method_settings or {}
     headline = seeds[0]
     test, labels, num_classes = _real_test(dataset, level)
-    metrics: dict[str, dict[str, dict[str, Any]]] = {}
+    metrics: dict[str, dict[str, Any]] = {}
 
-    def cell(method: str, source: str) -> tuple[dict[str, Any], np.ndarray]:
+    def cell(method: str, source: str) -> tuple[Cell, np.ndarray]:
         extra = dict(own.get(method, {}))
         per_seed, names, correct = {}, [], None
         for k in seeds:
             name = run_name(level, source, method, extra.get("adaptation_weight"), None if k == headline else k)
             cfg = profile_config(profile, level, source, method, **{**settings, **extra, "seed": k})
-            m = train_image_branch(dataset, run_root / name, cfg)
+            metrics[name] = train_image_branch(dataset, run_root / name, cfg)
             logits = predictions_of_run(run_root / name, test)
             per_seed[k] = accuracy(logits, labels, num_classes, seed=headline)
             names.append(name)
             if k == headline:
-                metrics.setdefault(method, {})[source] = m
                 correct = logits.argmax(1) == labels
-        return {**summarise_seeds(per_seed, headline), "runs": names}, correct
+        return Cell(summarise_seeds(per_seed, headline), tuple(names)), correct
 
-    oracle, _ = cell("source_only", ORACLE_SOURCE)
+    target = cell("source_only", ORACLE_SOURCE)[0] if oracle else None
     scored = {(m, s): cell(m, s) for m, sources in plan.items() for s in sources}
-    cells: dict[str, dict[str, dict[str, Any]]] = {}
-    for (method, source), (summary, correct) in scored.items():
+    cells: dict[str, dict[str, Cell]] = {}
+    for (method, source), (scores, correct) in scored.items():
         base = scored.get(("source_only", source))
-        vs = gap = None
         if method != "source_only" and base is not None:
-            name = f"{get_method(method).title} vs source-only, {level}, {source}"
-            vs = paired_comparison(name, "source-only", base[1], get_method(method).title, correct, seed=headline).to_dict()
-            gap = gap_closed(base[0]["top1"], summary["top1"], oracle["top1"])
-        cells.setdefault(method, {})[source] = {**summary, "gap_closed": gap, "vs_source_only": vs}
-    return MethodComparison(level, tuple(seeds), {m: tuple(s) for m, s in plan.items()}, cells, oracle, metrics)
+            title = get_method(method).title
+            vs = paired_comparison(f"{title} vs source-only, {level}, {source}", "source-only", base[1], title, correct,
+                                   seed=headline)
+            gap = None if target is None else gap_closed(base[0].accuracy["top1"], scores.accuracy["top1"],
+                                                         target.accuracy["top1"])
+            scores = replace(scores, vs_source_only=vs, gap_closed=gap)
+        cells.setdefault(method, {})[source] = scores
+    return MethodComparison(level, tuple(seeds), {m: tuple(s) for m, s in plan.items()}, cells, target, metrics)
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,10 @@ default to the method's (LMMD: the paper's Eq. 4, lambda = 0.5). LMMD's ramp is 
 the public implementations disagree (:mod:`aims_lib.adaptation.schedule`): ``none``, ``dsan``
 (the author's code) and ``deepda`` (the toolkit the paper's lab used).
 
-LMMD's default is ``deepda``. On the quick data (seed 0, real-val top-1, the only split that
-selects anything) the DSAN ramp reaches the full weight within the quick profile's 300
-iterations, and with 12 fine classes in a batch of 32 LMMD's estimate is dominated by each
-source sample's similarity to itself, which every feature collapsing onto one point removes:
-the fine run's cross-entropy went back to ln 12 and real val fell to 12 % (deepda: 30.7 %); on
-coarse labels deepda also did better on val (synthetic source 40.0 -> 46.7 %, synthetic+real
-49.3 -> 50.7 %).
+LMMD's default is ``deepda``: the DSAN ramp reaches the full weight within a short schedule (the
+quick profile's 300 iterations), and with 12 fine classes in a batch of 32 LMMD's estimate is
+dominated by each source sample's similarity to itself, which every feature collapsing onto one
+point removes (``docs/decisions.md``, "LMMD's ramp is DeepDA's").
 
 Data: the source is the synthetic images, or synthetic plus the labelled real training images,
 or (``source="real"``, source-only: the *target oracle*, the ceiling that adaptation works
@@ -30,9 +27,9 @@ On a GPU the forward pass runs under bfloat16 or float16 autocast (``precision``
 under torchrun with the global batch split over the processes
 (:mod:`aims_lib.image_branch.distributed`), the same run as one process's.
 
-A run is a directory: ``config.json``, ``checkpoints/last.pt`` (every epoch, for resuming),
-``checkpoints/best.pt``, ``metrics.json`` and ``outputs.npz`` (logits and bottleneck features of
-every image of every split, which HIPC and the plots read). Each epoch draws its data order and
+A run is a directory (:mod:`aims_lib.run_directory`): ``config.json``, ``checkpoints/last.pt``
+(every epoch, for resuming), ``checkpoints/best.pt``, ``metrics.json`` and ``outputs.npz`` (logits
+and bottleneck features of every image of every split, which HIPC and the plots read). Each epoch draws its data order and
 augmentation from ``(seed, epoch)``, so a resumed run ends with the same weights as an
 uninterrupted one on the CPU.
 
@@ -41,13 +38,12 @@ Sources: ``docs/references.md#lmmd``, ``docs/references.md#paper``.
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -58,17 +54,20 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from tqdm.auto import tqdm
 
 from aims_lib import taxonomy
-from aims_lib.adaptation import METHODS, AdaptationBatch, build_method, get_method
+from aims_lib.adaptation import METHODS, AdaptationBatch, DomainAdaptation, build_method, get_method
 from aims_lib.adaptation.schedule import RAMPS, Ramp, ramp_factor
-from aims_lib.data.format import AimsDataset, Sample, atomic_write_bytes, load_dataset
+from aims_lib.data.format import AimsDataset, Sample, load_dataset
 from aims_lib.data.torch_datasets import ImageDataset
+from aims_lib.files import write_json, write_npz, write_torch
 from aims_lib.image_branch import distributed
 from aims_lib.image_branch.backbones import get_backbone
 from aims_lib.image_branch.model import ImageBranch
 from aims_lib.image_branch.trunk_cache import TrunkFeatureDataset, load_or_build_trunk_cache
 from aims_lib.mixed_precision import PRECISIONS, MixedPrecision
 from aims_lib.profiles import Profile
+from aims_lib.run_directory import claim_run_directory, per_group
 from aims_lib.safe_pickle import load_weights_file
+from aims_lib.statistics import top1
 from aims_lib.torchrun import split_batch
 
 log = logging.getLogger(__name__)
@@ -82,8 +81,8 @@ SOURCE_SPLITS: dict[str, tuple[tuple[str, str], ...]] = {
     "real": (("real", "train"),),
 }
 TargetLabels = Literal["predicted", "oracle"]
-#: Fields of config.json renamed since runs were first written: old name -> new name.
-RENAMED_FIELDS: dict[str, str] = {"lmmd_weight": "adaptation_weight"}
+#: Settings that say where and how fast a run computes, not what: they may change on a resume.
+MACHINE_SETTINGS: tuple[str, ...] = ("device", "num_workers", "processes")
 
 
 @dataclass(frozen=True)
@@ -161,15 +160,6 @@ class ImageTrainConfig:
         return taxonomy.NUM_COARSE if self.level == "coarse" else taxonomy.NUM_FINE
 
 
-def stored_config(stored: dict[str, Any]) -> dict[str, Any]:
-    """A run's config.json as today's settings: renamed fields under their new names, settings
-    added since at their defaults, resolved and normalised as a new config is (so a source-only
-    run written with an LMMD weight still matches)."""
-    names = {f.name for f in fields(ImageTrainConfig)}
-    values = {RENAMED_FIELDS.get(k, k): v for k, v in stored.items()}
-    return {**asdict(ImageTrainConfig(**{k: v for k, v in values.items() if k in names})), "dataset": values.get("dataset")}
-
-
 def profile_config(profile: Profile, level: Level, source: Source, method: str, **overrides: Any) -> ImageTrainConfig:
     """The run settings of a profile (architecture, input size, schedule) for one setting."""
     sizes = dict(arch=profile.image_arch, image_size=profile.image_size, epochs=profile.image_epochs,
@@ -219,19 +209,6 @@ def backbone_start(
                          f"pretrained here on the synthetic images' fine labels ({PRETRAIN_RUN}): a stand-in for ImageNet")
 
 
-def run_name(
-    level: Level, source: Source, method: str, weight: float | None = None, train_seed: int | None = None
-) -> str:
-    """Directory name of a run under ``runs/`` (notebooks 02, 04 and 05 share them); a weight
-    other than the method's default (``_lambda<w>``) and a training seed other than the data's
-    (``train_seed``) are part of the name."""
-    spec = get_method(method)
-    name = f"image_{level}_{source}_{method}"
-    if spec.uses_target and weight is not None and weight != spec.default_weight:
-        name += f"_lambda{weight:g}"
-    return name if train_seed is None else f"{name}_seed{train_seed}"
-
-
 def predictions_of_run(run_dir: Path, samples: Sequence[Sample]) -> np.ndarray:
     """Logits (N, C) of a finished run (its ``outputs.npz``) for ``samples``, in their order."""
     path = Path(run_dir) / "outputs.npz"
@@ -267,9 +244,9 @@ def predict(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Logits, bottleneck features and image ids of every item of ``ds`` (images, or the output
     of backbone stage ``start - 1`` when ``start > 0``). ``channels_last`` converts the model
-    and its inputs to oneDNN's and cuDNN's preferred layout (ResNet-50 at 224 px on 2 CPU cores:
-    14.5 instead of 8.5 images/s, logits equal to about 1e-5): once training is over, as the
-    layout would change a training run's numerics."""
+    and its inputs to oneDNN's and cuDNN's preferred layout (faster, the same logits to float32
+    rounding: ``docs/decisions.md``, "a dry run of the paper profile on the CPU"): once training
+    is over, as the layout would change a training run's numerics."""
     model.eval()
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -287,16 +264,6 @@ def predict(
     return torch.cat(logits).numpy(), torch.cat(feats).numpy(), torch.cat(ids).numpy()
 
 
-def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-    return float((logits.argmax(1) == labels).mean() * 100) if len(labels) else float("nan")
-
-
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    atomic_write_bytes(path, buf.getvalue())
-
-
 class _Inputs:
     """What the network reads, per list of samples: images through the training or evaluation
     transform, or (with frozen stages) their cached output, from stage ``start`` on."""
@@ -312,7 +279,30 @@ class _Inputs:
     def __call__(self, samples: list[Sample], train: bool) -> Dataset:
         if self.cache is not None:
             return TrunkFeatureDataset(self.cache, samples, train=train)
-        return ImageDataset(self.ds, image_size=self.cfg.image_size, train=train, samples=samples, normalization=self.normalization)
+        return ImageDataset(self.ds, image_size=self.cfg.image_size, train=train, samples=samples,
+                            normalization=self.normalization)
+
+
+@dataclass
+class _Run:
+    """One run in training: its settings, this process, what it trains and where it stands."""
+
+    cfg: ImageTrainConfig
+    run_dir: Path
+    procs: distributed.Processes
+    device: torch.device
+    model: ImageBranch
+    method: DomainAdaptation
+    network: nn.Module  # the model, or its DistributedDataParallel wrapper
+    optimizer: torch.optim.Optimizer
+    amp: MixedPrecision
+    start_epoch: int = 0
+    best_acc: float = -1.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.run_dir / "checkpoints"
 
 
 def train_image_branch(
@@ -328,39 +318,68 @@ def train_image_branch(
     split_batch(cfg.batch_size, procs.size if procs.size > 1 else cfg.processes)  # inside the group, or before it starts
     if cfg.processes > 1 and procs.size == 1:  # start them; each comes back here inside the group
         return distributed.train_distributed(ds.path, run_dir, cfg, cfg.processes)
-    run_dir = Path(run_dir)
-    device = torch.device(cfg.device)
-    config_path = run_dir / "config.json"
-    config = {**asdict(cfg), "dataset": str(ds.path)}
-    if config_path.exists():
-        previous = stored_config(json.loads(config_path.read_text()))
-        changed = {k: (previous.get(k), v) for k, v in config.items()
-                   if k not in ("device", "num_workers", "processes") and previous.get(k) != v}
-        if changed:
-            raise ValueError(f"{run_dir} holds a run with other settings {changed} (old, new): use another run directory")
-    if procs.main:
-        atomic_write_bytes(config_path, json.dumps(config, indent=2).encode())
+    run_dir, device = Path(run_dir), torch.device(cfg.device)
+    claim_run_directory(run_dir, "config.json", {**asdict(cfg), "dataset": str(ds.path)}, MACHINE_SETTINGS, procs.main)
+    samples = _training_samples(ds, cfg)
+    model, method = _build_model(cfg, device, run_dir)
+    inputs = _shared_inputs(ds, model, cfg, Path(cache_dir) if cache_dir else run_dir.parent / "trunk_cache", device, procs)
+    source_ds, target_ds = inputs(samples["source"], train=True), inputs(samples["target"], train=True)
+    val_ds = inputs(samples["val"], train=False)
+    run = _build_run(cfg, run_dir, procs, device, model, method)
+    _resume(run)
+    if run.start_epoch >= cfg.epochs and (run_dir / "metrics.json").exists() and (run_dir / "outputs.npz").exists():
+        log.info("%s: finished run, reusing its metrics and outputs", run_dir)
+        return json.loads((run_dir / "metrics.json").read_text())
+    val_labels = np.array([s.coarse_id if cfg.level == "coarse" else s.fine_id for s in val_ds.samples])
+    for epoch in range(run.start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        sums = _train_epoch(run, epoch, source_ds, target_ds, inputs.start)
+        _validate_and_save(run, epoch, sums, val_ds, val_labels, inputs.start, t0)
+    metrics = finalize_run(ds, run_dir, cfg, model, run.history, device, inputs) if procs.main else None
+    procs.barrier()
+    return metrics if metrics is not None else json.loads((run_dir / "metrics.json").read_text())
 
-    source_samples = [s for d, sp in SOURCE_SPLITS[cfg.source] for s in ds.select(sp, d)]
-    target_samples = ds.select("train", "real")
-    if not source_samples or not target_samples:
-        raise ValueError(f"{ds.path}: empty source ({len(source_samples)}) or target ({len(target_samples)}) training set")
-    if not ds.select("val", "real"):
+
+def _training_samples(ds: AimsDataset, cfg: ImageTrainConfig) -> dict[str, list[Sample]]:
+    """The source, target and validation samples of a run, each checked to be non-empty."""
+    source = [s for d, sp in SOURCE_SPLITS[cfg.source] for s in ds.select(sp, d)]
+    target = ds.select("train", "real")
+    if not source or not target:
+        raise ValueError(f"{ds.path}: empty source ({len(source)}) or target ({len(target)}) training set")
+    val = ds.select("val", "real")
+    if not val:
         raise ValueError(f"{ds.path}: no real validation images: model selection needs them")
+    return {"source": source, "target": target, "val": val}
 
+
+def _build_model(cfg: ImageTrainConfig, device: torch.device, run_dir: Path) -> tuple[ImageBranch, DomainAdaptation]:
+    """The network and the adaptation method, their initial weights drawn from ``cfg.seed`` in that order."""
     torch.manual_seed(cfg.seed)
     model = ImageBranch(cfg.arch, cfg.num_classes, cfg.pretrained, cfg.freeze_stages).to(device)
     method = build_method(cfg.method, cfg.num_classes, model.classifier.in_features).to(device)
     log.info("%s: %s backbone, weights: %s, %d of %d stages frozen", run_dir, cfg.arch,
              cfg.pretrained_source or cfg.pretrained or "none (from scratch)", cfg.freeze_stages, model.backbone.num_stages)
-    cache = Path(cache_dir) if cache_dir else run_dir.parent / "trunk_cache"
-    if not procs.main:  # process 0 builds the shared cache, the others read it
+    return model, method
+
+
+def _shared_inputs(
+    ds: AimsDataset, model: ImageBranch, cfg: ImageTrainConfig, cache: Path, device: torch.device,
+    procs: distributed.Processes,
+) -> _Inputs:
+    """The network's inputs: process 0 builds the shared cache of frozen stages, the others then read it."""
+    if not procs.main:
         procs.barrier()
     inputs = _Inputs(ds, model, cfg, cache, device)
     if procs.main:
         procs.barrier()
-    source_ds, target_ds = inputs(source_samples, train=True), inputs(target_samples, train=True)
-    val_ds = inputs(ds.select("val", "real"), train=False)
+    return inputs
+
+
+def _build_run(
+    cfg: ImageTrainConfig, run_dir: Path, procs: distributed.Processes, device: torch.device, model: ImageBranch,
+    method: DomainAdaptation,
+) -> _Run:
+    """A new run: DSAN's SGD over the network's and the method's weights, the precision, and DDP over several processes."""
     mult = cfg.backbone_lr_mult if cfg.backbone_lr_mult is not None else (0.1 if model.pretrained else 1.0)
     groups = model.parameter_groups(cfg.lr, mult)
     if extra := [p for p in method.parameters() if p.requires_grad]:  # a discriminator learns at the heads' rate (TLlib)
@@ -371,91 +390,96 @@ def train_image_branch(
     if procs.size > 1:  # gradients averaged over processes, BatchNorm over the global batch
         network = nn.parallel.DistributedDataParallel(
             distributed.to_global_batchnorm(model), device_ids=[device.index] if device.type == "cuda" else None)
+    return _Run(cfg, run_dir, procs, device, model, method, network, optimizer, amp)
 
-    ckpt_dir = run_dir / "checkpoints"
-    history: list[dict[str, Any]] = []
-    start_epoch, best_acc = 0, -1.0
-    last = ckpt_dir / "last.pt"
-    if last.exists():
-        state = load_weights_file(last, map_location=device)
-        model.load_state_dict(state["model"])
-        method.load_state_dict(state.get("adaptation", {}))  # runs from before the interface: methods without state
-        optimizer.load_state_dict(state["optimizer"])
-        amp.load_state_dict(state.get("scaler", {}))  # runs from before mixed precision: none
-        start_epoch, best_acc, history = state["epoch"] + 1, state["best_val_acc"], state["history"]
-        log.info("resuming %s at epoch %d", run_dir, start_epoch)
 
-    if start_epoch >= cfg.epochs and (run_dir / "metrics.json").exists() and (run_dir / "outputs.npz").exists():
-        log.info("%s: finished run, reusing its metrics and outputs", run_dir)
-        return json.loads((run_dir / "metrics.json").read_text())
+def _resume(run: _Run) -> None:
+    """Continue from ``checkpoints/last.pt`` when there is one: weights, optimiser, scaler and progress."""
+    last = run.checkpoints / "last.pt"
+    if not last.exists():
+        return
+    state = load_weights_file(last, map_location=run.device)
+    run.model.load_state_dict(state["model"])
+    run.method.load_state_dict(state["adaptation"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.amp.load_state_dict(state["scaler"])
+    run.start_epoch, run.best_acc, run.history = state["epoch"] + 1, state["best_val_acc"], state["history"]
+    log.info("resuming %s at epoch %d", run.run_dir, run.start_epoch)
+
+
+def _train_epoch(run: _Run, epoch: int, source_ds: Dataset, target_ds: Dataset, start: int) -> dict[str, Any]:
+    """Train one epoch; returns the sums of its losses: cross-entropy and the method's."""
+    cfg, procs, device = run.cfg, run.procs, run.device
+    torch.manual_seed(cfg.seed * 7919 + epoch)  # augmentation randomness of this epoch
+    run.model.train()
+    run.method.train()
+    sums: dict[str, Any] = {"ce": 0.0, cfg.method: 0.0}
     total_iters = cfg.epochs * cfg.iters_per_epoch
-    val_labels = np.array([s.coarse_id if cfg.level == "coarse" else s.fine_id for s in val_ds.samples])
-    for epoch in range(start_epoch, cfg.epochs):
-        torch.manual_seed(cfg.seed * 7919 + epoch)  # augmentation randomness of this epoch
-        model.train()
-        method.train()
-        t0 = time.perf_counter()
-        sums = {"ce": 0.0, cfg.method: 0.0}
-        # Source-only training never looks at the target: its BatchNorm statistics are the
-        # source's, as in a plain source-trained baseline (and each step costs half as much).
-        targets = _epoch_loader(target_ds, cfg, epoch, 1) if method.uses_target else itertools.repeat(None)
-        pairs = zip(_epoch_loader(source_ds, cfg, epoch, 0), targets)
-        bar = tqdm(pairs, total=cfg.iters_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, unit="it")
-        for i, (src, tgt) in enumerate(bar):
-            it = epoch * cfg.iters_per_epoch + i
-            for group in optimizer.param_groups:
-                group["lr"] = dsan_lr(group["base_lr"], it)
-            # this process's slice of the global batch (all of it in one process)
-            images = [procs.slice(src["image"])] + ([] if tgt is None else [procs.slice(tgt["image"])])
-            with amp.autocast():  # one pass: BatchNorm sees both domains, as in DSAN
-                logits, feats = network(torch.cat(images).to(device, non_blocking=True), inputs.start)
-            logits, feats = amp.outputs(logits, feats)
-            n_s = len(images[0])
-            labels = procs.slice(src[cfg.level]).to(device)
-            ce = nn.functional.cross_entropy(logits[:n_s], labels)
-            loss = ce
-            if tgt is not None:
-                if cfg.target_labels == "oracle":
-                    probs = nn.functional.one_hot(procs.slice(tgt[cfg.level]).to(device), cfg.num_classes).to(logits.dtype)
-                else:
-                    probs = torch.softmax(logits[n_s:], dim=1).detach()
-                g = distributed.gather  # the loss of the whole global batch, in every process
-                transfer = method.adaptation_loss(AdaptationBatch(
-                    g(feats[:n_s]), g(feats[n_s:]), g(logits[:n_s]), g(logits[n_s:]), g(labels), g(probs), it / total_iters))
-                loss = ce + cfg.adaptation_weight * ramp_factor(cfg.ramp, it / total_iters, it) * transfer
-                sums[cfg.method] += transfer.detach()
-            sums["ce"] += ce.detach()
-            amp.step(loss, optimizer)
-        val_logits, _, _ = predict(model, val_ds, device, num_workers=cfg.num_workers, start=inputs.start,
-                                   precision=cfg.precision)
-        val_acc = _accuracy(val_logits, val_labels)
-        means = torch.stack([torch.as_tensor(sums[k], dtype=torch.float32, device=device) for k in sums]) / cfg.iters_per_epoch
-        if procs.size > 1:  # the global batch's losses: the mean of the processes' (equal slices)
-            torch.distributed.all_reduce(means)
-            means /= procs.size
-        record = {"epoch": epoch + 1, "ce": float(means[0])}
-        if method.uses_target:  # the method's loss under its name
-            record[cfg.method] = float(means[1])
-        record |= {
-            "val_acc": val_acc,
-            "lr": optimizer.param_groups[1]["lr"],
-            "seconds": round(time.perf_counter() - t0, 2),
-        }
-        history.append(record)
-        log.info("epoch %d: %s", epoch + 1, record)
-        if val_acc > best_acc:
-            best_acc = val_acc
-            if procs.main:
-                _save_checkpoint(ckpt_dir / "best.pt", {"model": model.state_dict(), "epoch": epoch, "val_acc": val_acc})
+    # Source-only training never looks at the target: its BatchNorm statistics are the
+    # source's, as in a plain source-trained baseline (and each step costs half as much).
+    targets = _epoch_loader(target_ds, cfg, epoch, 1) if run.method.uses_target else itertools.repeat(None)
+    pairs = zip(_epoch_loader(source_ds, cfg, epoch, 0), targets)
+    bar = tqdm(pairs, total=cfg.iters_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, unit="it")
+    for i, (src, tgt) in enumerate(bar):
+        it = epoch * cfg.iters_per_epoch + i
+        for group in run.optimizer.param_groups:
+            group["lr"] = dsan_lr(group["base_lr"], it)
+        # this process's slice of the global batch (all of it in one process)
+        images = [procs.slice(src["image"])] + ([] if tgt is None else [procs.slice(tgt["image"])])
+        with run.amp.autocast():  # one pass: BatchNorm sees both domains, as in DSAN
+            logits, feats = run.network(torch.cat(images).to(device, non_blocking=True), start)
+        logits, feats = run.amp.outputs(logits, feats)
+        n_s = len(images[0])
+        labels = procs.slice(src[cfg.level]).to(device)
+        ce = nn.functional.cross_entropy(logits[:n_s], labels)
+        loss = ce
+        if tgt is not None:
+            if cfg.target_labels == "oracle":
+                probs = nn.functional.one_hot(procs.slice(tgt[cfg.level]).to(device), cfg.num_classes).to(logits.dtype)
+            else:
+                probs = torch.softmax(logits[n_s:], dim=1).detach()
+            g = distributed.gather  # the loss of the whole global batch, in every process
+            transfer = run.method.adaptation_loss(AdaptationBatch(
+                g(feats[:n_s]), g(feats[n_s:]), g(logits[:n_s]), g(logits[n_s:]), g(labels), g(probs), it / total_iters))
+            loss = ce + cfg.adaptation_weight * ramp_factor(cfg.ramp, it / total_iters, it) * transfer
+            sums[cfg.method] += transfer.detach()
+        sums["ce"] += ce.detach()
+        run.amp.step(loss, run.optimizer)
+    return sums
+
+
+def _validate_and_save(
+    run: _Run, epoch: int, sums: dict[str, Any], val_ds: Dataset, val_labels: np.ndarray, start: int, t0: float
+) -> None:
+    """Score real val, record the epoch, and save ``best.pt`` when val improved and ``last.pt`` always."""
+    cfg, procs, device = run.cfg, run.procs, run.device
+    val_logits, _, _ = predict(run.model, val_ds, device, num_workers=cfg.num_workers, start=start,
+                               precision=cfg.precision)
+    val_acc = top1(val_logits, val_labels)
+    means = torch.stack([torch.as_tensor(sums[k], dtype=torch.float32, device=device) for k in sums]) / cfg.iters_per_epoch
+    if procs.size > 1:  # the global batch's losses: the mean of the processes' (equal slices)
+        torch.distributed.all_reduce(means)
+        means /= procs.size
+    record = {"epoch": epoch + 1, "ce": float(means[0])}
+    if run.method.uses_target:  # the method's loss under its name
+        record[cfg.method] = float(means[1])
+    record |= {
+        "val_acc": val_acc,
+        "lr": run.optimizer.param_groups[1]["lr"],
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    run.history.append(record)
+    log.info("epoch %d: %s", epoch + 1, record)
+    if val_acc > run.best_acc:
+        run.best_acc = val_acc
         if procs.main:
-            _save_checkpoint(
-                last, {"model": model.state_dict(), "adaptation": method.state_dict(), "optimizer": optimizer.state_dict(),
-                       "scaler": amp.state_dict(),
-                       "epoch": epoch, "best_val_acc": best_acc, "history": history},
-            )
-    metrics = finalize_run(ds, run_dir, cfg, model, history, device, inputs) if procs.main else None
-    procs.barrier()
-    return metrics if metrics is not None else json.loads((run_dir / "metrics.json").read_text())
+            write_torch(run.checkpoints / "best.pt", {"model": run.model.state_dict(), "epoch": epoch, "val_acc": val_acc})
+    if procs.main:
+        write_torch(
+            run.checkpoints / "last.pt",
+            {"model": run.model.state_dict(), "adaptation": run.method.state_dict(), "optimizer": run.optimizer.state_dict(),
+             "scaler": run.amp.state_dict(), "epoch": epoch, "best_val_acc": run.best_acc, "history": run.history},
+        )
 
 
 def finalize_run(
@@ -465,22 +489,16 @@ def finalize_run(
     """Reload the best checkpoint, predict every image, write ``outputs.npz`` and ``metrics.json``."""
     best = load_weights_file(run_dir / "checkpoints" / "best.pt", map_location=device)
     model.load_state_dict(best["model"])
-    # channels-last for the whole network (the paper profile's ResNet-50: 1.7x on the CPU); runs on
-    # cached frozen stages keep the default layout, and with it their outputs to the last bit
-    # (the full model's HIPC, trained on them, moved by 1.5 points fine when they moved by 1e-5)
+    # channels-last for the whole network (faster on the CPU); runs on cached frozen stages keep the
+    # default layout, and with it their outputs to the last bit, which HIPC's training is sensitive
+    # to (docs/decisions.md, "a dry run of the paper profile on the CPU")
     logits, feats, ids = predict(model, inputs(ds.samples, train=False), device, num_workers=cfg.num_workers,
                                  start=inputs.start, channels_last=inputs.start == 0, precision=cfg.precision)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, image_id=ids, logits=logits, features=feats.astype(np.float16))
-    atomic_write_bytes(run_dir / "outputs.npz", buf.getvalue())
+    write_npz(run_dir / "outputs.npz", image_id=ids, logits=logits, features=feats.astype(np.float16))
     by_id = {s.image_id: s for s in ds.samples}
-    accuracy: dict[str, float] = {}
-    for domain in ("synthetic", "real"):
-        for split in ("train", "val", "test"):
-            sel = np.array([by_id[i].domain == domain and by_id[i].split == split for i in ids])
-            if sel.any():
-                labels = np.array([getattr(by_id[i], f"{cfg.level}_id") for i in ids[sel]])
-                accuracy[f"{domain}/{split}"] = _accuracy(logits[sel], labels)
+    samples = [by_id[i] for i in ids]
+    labels = np.array([getattr(s, f"{cfg.level}_id") for s in samples])
+    accuracy = per_group(samples, lambda idx: top1(logits[idx], labels[idx]))
     metrics = {
         "config": asdict(cfg),
         "precision": MixedPrecision(device, cfg.precision).name,
@@ -490,5 +508,5 @@ def finalize_run(
         "test_acc": accuracy.get("real/test", float("nan")),
         "history": history,
     }
-    atomic_write_bytes(run_dir / "metrics.json", json.dumps(metrics, indent=2).encode())
+    write_json(run_dir / "metrics.json", metrics)
     return metrics

@@ -1,15 +1,13 @@
 """Cached outputs of the image branch's frozen backbone stages.
 
-DSAN fine-tunes the whole backbone at 0.1 x the heads' learning rate. On a 2-core CPU that
-costs about 1 s per source-only step of EfficientNet-Lite0 at 128 px (2.4 s with LMMD), too
-much for the quick profile's ten-odd runs. Its early stages (stem and the first block groups)
+DSAN fine-tunes the whole backbone at 0.1 x the heads' learning rate, too costly on a 2-core
+CPU for the quick profile's ten-odd runs. Its early stages (stem and the first block groups)
 hold most of the compute at high resolution and the most generic ImageNet filters, so the quick
 profile freezes them (weights and BatchNorm statistics) and fine-tunes the rest. A frozen prefix
 computes the same output in every run, so it is computed once per dataset and backbone start,
-stored on disk and shared by all runs. Measured per source-only / LMMD step at 128 px
-(``benchmarks/image_branch_benchmark.py``): 0.63 / 1.99 s for the whole network, 0.25 / 0.49 s
-with the first four stages frozen and cached, 0.02 / 0.04 s with seven (the quick profile's,
-at 160 px: 0.04 / 0.08 s).
+stored on disk and shared by all runs. Seconds per step with and without it:
+``docs/decisions.md`` ("measurements moved from docstrings"), again with
+``benchmarks/image_branch_benchmark.py``.
 
 Augmentation under a cache is the horizontal flip alone (every AIMS label is left/right
 symmetric): each image is cached as it is and mirrored, and a training item takes one of the
@@ -21,7 +19,6 @@ whole network on the image.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 from dataclasses import dataclass
@@ -34,8 +31,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from aims_lib.data.format import DOMAINS, AimsDataset, Sample, atomic_write_bytes
+from aims_lib.data.format import DOMAINS, AimsDataset, Sample
 from aims_lib.data.torch_datasets import ImageDataset
+from aims_lib.files import write_torch
 from aims_lib.image_branch.model import ImageBranch
 from aims_lib.safe_pickle import load_weights_file
 
@@ -121,9 +119,7 @@ def load_or_build_trunk_cache(
         log.info("trunk cache read from %s", path)
         return TrunkCache(state["image_id"].numpy(), state["features"], int(state["stages"]))
     cache = build_trunk_cache(model, dataset, image_size, device, num_workers=num_workers)
-    buf = io.BytesIO()
-    torch.save({"image_id": torch.from_numpy(cache.image_id), "features": cache.features, "stages": cache.stages}, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    write_torch(path, {"image_id": torch.from_numpy(cache.image_id), "features": cache.features, "stages": cache.stages})
     log.info("trunk cache of %d images written to %s", len(cache.image_id), path)
     return cache
 

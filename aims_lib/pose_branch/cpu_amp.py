@@ -2,17 +2,11 @@
 
 mmengine's ``AmpOptimWrapper`` requires a GPU. On a CPU with AVX512-BF16 or AMX (Intel Sapphire
 Rapids and later, AMD Zen 4 and later), autocasting convolutions to bfloat16 and keeping the
-model's activations channels-last makes training of the small CPU HRNet about twice as fast
-(measured on the project's machine kind, an AMX CPU, one torch thread with other jobs on the
-cores: the model's training step 22 -> 43 img/s; a whole 8-epoch run on the quick-size set 446
--> 188 s, 31-42 -> 74-116 img/s, with the same accuracy within run-to-run noise, real-test
-PCK@0.05 0.091 vs 0.081). Without native bfloat16, autocasting is far slower than float32, so
-it is then off and training stays in float32. Channels-last pays in float32 too, so the hook sets
-it on every CPU. ``python benchmarks/pose2d_training_speed.py --steps 12`` (the Lite0 config's
-training step, batch 32, 2 threads of an AMD EPYC with AVX-512 BF16; images/s): float32 27.8
-contiguous, 48.3 channels-last, bfloat16 channels-last 54.2; with oneDNN and ATen held to AVX2
-(what an AVX2-only CPU runs): float32 29.2 contiguous, 45.7 channels-last (bfloat16 autocast
-there: 2.7-3.9).
+model's activations channels-last makes training about twice as fast at the same accuracy
+within run-to-run noise. Without native bfloat16, autocasting is far slower than float32, so it
+is then off and training stays in float32. Channels-last pays in float32 too, so the hook sets
+it on every CPU. The measurements: ``docs/decisions.md`` ("measurements moved from docstrings",
+bfloat16 on the CPU), again with ``python benchmarks/pose2d_training_speed.py --steps 12``.
 
 A config enables it with (``configs/pose2d/hrnet_w16s_96x96_fast.py``)::
 

@@ -7,13 +7,15 @@ depend on this module only, never on mmpose's classes. An estimator
   on a device: ``cls.load(source, checkpoint=None, device="cpu")``, reading both as data unless
   the caller opts in (``trusted``, ``trusted_config``; SECURITY.md);
 * predicts the 17 COCO keypoints of one person per image: ``predict(images, bboxes, batch_size)``
-  with images as uint8 RGB arrays or image files and one ``x, y, w, h`` box per image (None: the
-  whole image), returning keypoints (N, 17, 2) in image pixels and scores (N, 17) in [0, 1];
+  with images as uint8 RGB arrays or image files and one ``x, y, w, h`` box per image
+  (:mod:`aims_lib.boxes`; None: the whole image), returning keypoints (N, 17, 2) in image pixels and scores (N, 17) in [0, 1];
 * names the checkpoint it loaded (``checkpoint``, None for random weights).
 
 Adding an estimator is one module with such a class and one entry in :data:`ESTIMATORS`
 (``"name": "package.module:ClassName"``, imported only when used, so a heavy framework costs
-nothing until it is chosen). The mmpose top-down heatmap models are the one implemented.
+nothing until it is chosen). The mmpose top-down heatmap models are the one implemented
+(:mod:`aims_lib.pose_branch.mmpose_estimator`). Every estimator's keypoints are scored by the
+same functions (:mod:`aims_lib.pose_branch.metrics_2d`: PCK, COCO AP).
 
 Predictions of a whole dataset are exchanged as one ``.npz`` (:data:`PREDICTIONS_FILE` in a run
 directory): ``image_id`` (N,), ``keypoints`` (N, 17, 2), ``scores`` (N, 17).
@@ -22,14 +24,14 @@ directory): ``image_id`` (N,), ``keypoints`` (N, 17, 2), ``scores`` (N, 17).
 from __future__ import annotations
 
 import importlib
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final, Protocol, runtime_checkable
 
 import numpy as np
 
-from aims_lib.data.format import Sample, atomic_write_bytes
+from aims_lib.data.format import Sample
+from aims_lib.files import write_npz
 
 PREDICTIONS_FILE: Final[str] = "keypoints2d.npz"
 DEFAULT_ESTIMATOR: Final[str] = "mmpose"
@@ -60,7 +62,7 @@ class KeypointEstimator(Protocol):
 
 #: name -> "module:Class" of a :class:`KeypointEstimator`.
 ESTIMATORS: Final[dict[str, str]] = {
-    "mmpose": "aims_lib.pose_branch.keypoints2d:Pose2DEstimator",
+    "mmpose": "aims_lib.pose_branch.mmpose_estimator:Pose2DEstimator",
 }
 
 
@@ -91,9 +93,7 @@ def save_predictions(path: Path, image_ids: Sequence[int], keypoints: np.ndarray
     n = len(image_ids)
     if keypoints.shape != (n, 17, 2) or scores.shape != (n, 17):
         raise ValueError(f"{n} image ids need keypoints (N, 17, 2) and scores (N, 17); got {keypoints.shape}, {scores.shape}")
-    buf = io.BytesIO()
-    np.savez_compressed(buf, image_id=np.asarray(image_ids), keypoints=keypoints, scores=scores)
-    atomic_write_bytes(path, buf.getvalue())
+    write_npz(path, image_id=np.asarray(image_ids), keypoints=keypoints, scores=scores)
 
 
 def load_predictions(source: str | Path, samples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray]:

@@ -27,7 +27,6 @@ not explain the 2D keypoints at all.
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -37,7 +36,8 @@ from typing import Any, Final
 import numpy as np
 
 from aims_lib import taxonomy
-from aims_lib.data.format import AimsDataset, Sample, atomic_write_bytes
+from aims_lib.data.format import AimsDataset, Sample
+from aims_lib.files import write_npz
 from aims_lib.pose_branch.metrics import mpjpe, pa_mpjpe, world_to_camera_frame
 from aims_lib.pose_branch.smplify import SMPLify, SMPLifyConfig, default_intrinsics, project_camera
 
@@ -112,10 +112,7 @@ class Pose3DSet:
             value = getattr(self, f.name)
             if f.name not in arrays and value is not None:
                 arrays[f.name] = value
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
-        atomic_write_bytes(path, buf.getvalue())
-        return Path(path)
+        return write_npz(path, **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> Pose3DSet:

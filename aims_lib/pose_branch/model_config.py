@@ -33,9 +33,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from aims_lib.data.format import atomic_write_bytes
+from aims_lib.files import REPO, write_json
 from aims_lib.pose_branch.mmcv_shim import import_mmpose
-from aims_lib.profiles import REPO
 
 if TYPE_CHECKING:
     from mmengine.config import Config
@@ -124,7 +123,7 @@ def read_run_config(run_dir: str | os.PathLike[str], trusted: bool = False) -> C
 
 def write_config_data(config: Config, path: str | os.PathLike[str]) -> None:
     """Store a merged config as JSON (atomically): what a run directory keeps."""
-    atomic_write_bytes(Path(path), json.dumps(config.to_dict(), indent=2).encode())
+    write_json(path, config.to_dict())
 
 
 def read_config_data(path: str | os.PathLike[str], trusted: bool = False) -> Config:

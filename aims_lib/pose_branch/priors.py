@@ -20,7 +20,7 @@ from typing import Any, Final
 import numpy as np
 import torch
 
-from aims_lib.profiles import REPO
+from aims_lib.files import REPO, write_npz
 from aims_lib.safe_pickle import load_pickle
 from aims_lib.taxonomy import FINE
 
@@ -102,9 +102,10 @@ class GMMPosePrior(torch.nn.Module):
         """``means``, ``covars``, ``weights``: SMPLify's file layout."""
         return {"means": self.means.cpu().numpy(), "covars": self.covars, "weights": self.weights}
 
-    def save(self, path: str | Path) -> None:
-        """Write an ``.npz`` that :meth:`load` reads."""
-        np.savez(path, **self.arrays())
+    def save(self, path: str | Path) -> Path:
+        """Write an ``.npz`` that :meth:`load` reads, atomically (parallel processes that share
+        the cache never read half of one)."""
+        return write_npz(path, **self.arrays())
 
     @classmethod
     def load(cls, path: str | Path, trusted: bool = False) -> GMMPosePrior:
@@ -126,7 +127,7 @@ class GMMPosePrior(torch.nn.Module):
 def fit_pose_prior(poses: np.ndarray, n_components: int = NUM_COMPONENTS, seed: int = 0) -> GMMPosePrior:
     """Fit a full-covariance mixture to body poses (N, 69) with scikit-learn (k-means start,
     fixed seed: deterministic). BLAS runs single-threaded: the problem is small, and on a busy
-    machine two BLAS threads made the fit 15 times slower (0.4 s against 5 s, measured)."""
+    machine more BLAS threads make the fit many times slower (docs/decisions.md, "measurements moved from docstrings, second part")."""
     from sklearn.mixture import GaussianMixture
     from threadpoolctl import threadpool_limits
 
@@ -193,10 +194,7 @@ def _cached_prior(directory: str, key: str, model: Any, per_class: int, seed: in
     if path.exists():
         return GMMPosePrior.load(path)
     prior = fit_pose_prior(pose_library(model, per_class, seed))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    prior.save(tmp)
-    os.replace(tmp, path)  # atomic: parallel processes never read a half-written file
+    prior.save(path)
     return prior
 
 

@@ -23,10 +23,10 @@ Stages (SMPLify, SMPLify-X, SPIN), all with Adam on every hypothesis of every im
    stage-1 hypothesis from each of the pose prior's ``pose_starts`` component means for
    ``explore_iters``, then the lowest-energy hypothesis of each image for ``stage2_iters``.
 
-Why so many hypotheses: from one start, about a fifth of the fits end in a wrong local minimum
-(the body tilted or turned the wrong way, a limb mirrored in depth), which the energy itself
-tells apart: starting from the true orientation, the fits reach the accuracy of all hypotheses
-together (PA-MPJPE 0.039 against 0.13 for one start, ``benchmarks/smplify_benchmark.py``).
+Why so many hypotheses: from one start, many fits end in a wrong local minimum (the body
+tilted or turned the wrong way, a limb mirrored in depth), which the energy itself tells apart:
+the fits of all hypotheses together are as accurate as fits started from the true orientation
+(``benchmarks/smplify_benchmark.py``; the numbers: ``docs/decisions.md``, "measurements moved from docstrings, second part").
 
 Energy per image (:meth:`SMPLify.energy`)::
 
@@ -113,8 +113,8 @@ class SMPLifyConfig:
     pose_starts: int = 8
     explore_iters: int = 40
     stage2_iters: int = 200
-    #: Adam's step size. SPIN's 1e-2 refines a regressed start; from a prior mean, 100
-    #: iterations at 1e-2 leave the fit far from converged (measured), 5e-2 does not.
+    #: Adam's step size. SPIN's 1e-2 refines a regressed start; from a prior mean it leaves the
+    #: fit far from converged, 5e-2 does not (docs/decisions.md, "measurements moved from docstrings, second part").
     lr: float = 5e-2
     sigma: float = 100.0  # Geman-McClure scale, in pixels of a `person_size`-px person
     person_size: float = 200.0
@@ -128,7 +128,7 @@ class SMPLifyConfig:
     dtype: torch.dtype = torch.float32
     #: torch threads during a fit on the CPU (restored afterwards; None leaves them alone). The
     #: fit's tensors are small, so intra-op threads gain little, and on a busy machine they cost
-    #: a lot: with 2 threads on 2 loaded cores an iteration took 20 times longer (measured).
+    #: a lot (docs/decisions.md, "measurements moved from docstrings, second part").
     cpu_threads: int | None = 1
 
 

@@ -7,7 +7,7 @@ Command line (one row per input file)::
 Exit status: 0 when at least one image was predicted and every output was written; 1 when no
 image was predicted, the predictor could not be loaded or an output could not be written; 2 for
 bad arguments, among them an output that would overwrite an input and a ``--device`` this
-machine lacks (:func:`aims_lib.workspace.resolve_device`, checked before the predictor loads).
+machine lacks (:func:`aims_lib.machine.resolve_device`, checked before the predictor loads).
 
 A directory among IMAGES stands for its ``.png``/``.jpg``/``.jpeg``/``.bmp`` files. A missing,
 empty or unreadable file (or one over Pillow's decompression-bomb limit,
@@ -39,11 +39,11 @@ from typing import Any, Final, NamedTuple
 import numpy as np
 
 from aims_lib.box_files import read_boxes
-from aims_lib.data.format import atomic_write_bytes
+from aims_lib.files import atomic_write_bytes
 from aims_lib.image_io import ImageReadError, read_image
 from aims_lib.outputs import check_parent, naming, same_path
 from aims_lib.predict.predictor import IMAGE_SUFFIXES, OVERLAY_SCORE, TRUSTABLE, AIMSPosePredictor, Predictions
-from aims_lib.workspace import DEVICES, resolve_device
+from aims_lib.machine import DEVICES, resolve_device
 
 log = logging.getLogger(__name__)
 

@@ -71,9 +71,9 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from aims_lib import taxonomy
-from aims_lib.data.format import atomic_write_bytes
+from aims_lib.boxes import check_boxes
+from aims_lib.files import REPO, write_json
 from aims_lib.image_io import read_image
-from aims_lib.profiles import REPO
 from aims_lib.safe_pickle import UnsafePickleError, load_weights_file
 
 if TYPE_CHECKING:
@@ -209,7 +209,7 @@ def write_manifest(
         "extra": extra or {},
     }
     path = run_dir / MANIFEST
-    atomic_write_bytes(path, json.dumps(manifest, indent=2).encode())
+    write_json(path, manifest)
     (run_dir / CALIBRATION).unlink(missing_ok=True)
     return path
 
@@ -403,15 +403,8 @@ class AIMSPosePredictor:
         from aims_lib.auto_box import find_infants
 
         n = len(arrays)
-        if bboxes is None:
-            boxes = np.full((n, 4), np.nan)
-        else:
-            boxes = np.array(bboxes, dtype=np.float64)
-            if boxes.shape != (n, 4):
-                raise ValueError(f"got {n} images but bboxes of shape {boxes.shape}: one x, y, w, h box per image is needed")
+        boxes = np.full((n, 4), np.nan) if bboxes is None else check_boxes(bboxes, n, allow_missing=True)
         given = ~np.isnan(boxes).all(axis=1)
-        if not (np.isfinite(boxes[given]).all() and (boxes[given, 2:] > 0).all()):
-            raise ValueError("bboxes must be finite with positive width and height (a row of NaN: find the infant)")
         source = ["given"] * n
         no_infant = np.zeros(n, dtype=bool)
         reasons = [""] * n

@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import pickle
 
     from aims_lib.predict import AIMSPosePredictor
-    from aims_lib.workspace import DEVICES, resolve_device
+    from aims_lib.machine import DEVICES, resolve_device
 
     doc = sys.modules[__package__].__doc__  # aims_lib.session documents the command line
     parser = argparse.ArgumentParser(

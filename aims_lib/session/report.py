@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import csv
 import io
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -24,7 +23,7 @@ from typing import Any, Final, Literal
 import numpy as np
 
 from aims_lib import taxonomy
-from aims_lib.data.format import atomic_write_bytes
+from aims_lib.files import atomic_write_bytes, json_bytes
 from aims_lib.outputs import check_parent, naming, same_path
 from aims_lib.session.frames import SessionInput
 from aims_lib.session.summary import FrameRecord, coarse_answer, fine_answer, plain_summary
@@ -301,7 +300,7 @@ def write_report(
     html = render_html(summary, result.records, result.thumbnails, timeline_png(result.records, session.kind),
                        kind=session.kind, input_name=session.path.name, run_name=run_name, fps=video_fps)
     _write(csv_path, text.getvalue().encode("utf-8"))
-    _write(json_path, json.dumps(document, indent=1, ensure_ascii=False).encode("utf-8"))
+    _write(json_path, json_bytes(document, indent=1))
     _write(html_path, html.encode("utf-8"))
     return html_path, csv_path, json_path
 

@@ -35,10 +35,10 @@ from typing import Any, Final
 import numpy as np
 
 from aims_lib.body.smoothstep import smoothstep
+from aims_lib.data.format import DOMAINS
 
 RGB = tuple[float, float, float]
 
-DOMAINS: Final[tuple[str, ...]] = ("synthetic", "real")
 NUM_PARTS: Final[int] = 24
 
 # SMPL part ids (the joint that drives each body segment).

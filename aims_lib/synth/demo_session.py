@@ -44,7 +44,6 @@ from typing import Final
 import numpy as np
 
 from aims_lib import taxonomy
-from aims_lib.data.format import atomic_write_bytes
 
 #: Supine -> prone -> sitting variants -> standing, the order in which infants acquire them.
 DEFAULT_SEQUENCE: Final[tuple[str, ...]] = (
@@ -58,6 +57,8 @@ LABELS_FILE: Final[str] = "labels.csv"
 SETTINGS_FILE: Final[str] = "demo_session.json"
 LABEL_COLUMNS: Final[tuple[str, ...]] = ("frame", "file", "time_s", "coarse", "fine")
 #: Encoders tried in order (H.264 where FFmpeg was built with x264, else MPEG-4 part 2).
+from aims_lib.files import atomic_write_bytes, write_json
+
 VIDEO_CODECS: Final[tuple[str, ...]] = ("libx264", "mpeg4")
 #: The hand-held sway between frames: azimuth, elevation and roll (degrees), fill (share).
 SWAY_DEG: Final[tuple[float, float, float]] = (6.0, 3.0, 3.0)
@@ -165,7 +166,7 @@ def render_demo_session(
 
     from aims_lib.body import load_body_model, vertex_parts
     from aims_lib.camera import sample_camera
-    from aims_lib.synth.appearance import DOMAINS
+    from aims_lib.data.format import DOMAINS
     from aims_lib.synth.body_shift import clothing_weights, displace_clothing, sample_clothing, sample_shapes, shifted_body_model
     from aims_lib.synth.domains import DOMAIN_SETTINGS
     from aims_lib.synth.generator import prop_mesh
@@ -193,7 +194,7 @@ def render_demo_session(
                              "module wrote it): choose another output folder")
         for old in folder.glob("frame_*.png"):  # our own frames of another or an unfinished session
             old.unlink()
-    atomic_write_bytes(out_dir / SETTINGS_FILE, json.dumps({**wanted, "complete": False}).encode())
+    write_json(out_dir / SETTINGS_FILE, {**wanted, "complete": False})
 
     rng = np.random.default_rng([seed, 0xDE40])
     settings = DOMAIN_SETTINGS[domain]
@@ -244,7 +245,7 @@ def render_demo_session(
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_bytes(out_dir / LABELS_FILE, text.getvalue().encode())
-    atomic_write_bytes(out_dir / SETTINGS_FILE, json.dumps({**wanted, "complete": True}).encode())
+    write_json(out_dir / SETTINGS_FILE, {**wanted, "complete": True})
     return done
 
 

@@ -42,12 +42,13 @@ import numpy as np
 from aims_lib import taxonomy
 from aims_lib.data.format import (
     ANNOTATIONS_FILE,
+    DOMAINS,
     UnreadableImage,
-    atomic_write_bytes,
     decoded_image_size,
     new_dataset,
     write_dataset,
 )
+from aims_lib.files import atomic_write_bytes, write_json
 from aims_lib.synth.occlusion import SYNTHETIC as PHOTO_SYNTHETIC
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ def plan_samples(config: GeneratorConfig) -> list[PlannedSample]:
 def chunks(plan: list[PlannedSample]) -> list[list[PlannedSample]]:
     """Fixed chunks of the plan (a chunk never mixes domains)."""
     out: list[list[PlannedSample]] = []
-    for domain in ("synthetic", "real"):
+    for domain in DOMAINS:
         part = [p for p in plan if p.domain == domain]
         out += [part[i : i + CHUNK_SIZE] for i in range(0, len(part), CHUNK_SIZE)]
     return out
@@ -320,8 +321,7 @@ def _worker_run(task: tuple[str, int, int, list[PlannedSample]]) -> tuple[int, i
     out_dir, seed, index, samples = task
     assert _MAKER is not None
     records = _MAKER.make(Path(out_dir), seed, index, samples)
-    payload = json.dumps(records, separators=(",", ":")).encode("utf-8")
-    atomic_write_bytes(Path(out_dir) / "records" / f"chunk_{index:05d}.json", payload)
+    write_json(Path(out_dir) / "records" / f"chunk_{index:05d}.json", records, indent=None, compact=True)
     return index, len(samples)
 
 
@@ -377,13 +377,13 @@ def _check_run_matches(out_dir: Path, config: GeneratorConfig) -> None:
             "use another --out or delete it"
         )
     if source != manifest:
-        atomic_write_bytes(manifest, json.dumps(mine, indent=2).encode())
+        write_json(manifest, mine)
 
 
 def _remove_temporaries(out_dir: Path) -> int:
     """Delete the temporary files a killed run's atomic writes left (only where and as the
     generator writes them); returns how many."""
-    folders = [out_dir, out_dir / "records", *(out_dir / "images" / d for d in ("synthetic", "real"))]
+    folders = [out_dir, out_dir / "records", *(out_dir / "images" / d for d in DOMAINS)]
     removed = 0
     for folder in folders:
         for tmp in folder.glob(TEMPORARY_GLOB):

@@ -2,7 +2,7 @@
 
 Real infant photos show a blanket over the legs, a toy in the hands, a caregiver's hand on the
 belly; they are taken close and from above, and cut limbs off at the image border. The real
-proxy imitates that (issue #25 item 3) with two settings, data as the appearance styles are:
+proxy imitates that with two settings, data as the appearance styles are:
 
 * :class:`Occlusion`: the share of images with one occluder between the camera and the body,
   and the mix of kinds (:data:`OCCLUDERS`):
@@ -223,7 +223,7 @@ REAL: Final[PhotoSettings] = PhotoSettings(
             # a parent over the crib with a phone: close (wide lens, body fills the frame), from above
             Shot("close", 0.3, fov_deg=(55.0, 75.0), elevation_deg=(60.0, 88.0), fill=(0.8, 0.95)),
             # limbs cut off: 30-70 % of the bounding sphere's diameter past the inscribed circle
-            # (9 in 10 of these images lose keypoints, 4.6 of 17 on average)
+            # (most of these images lose keypoints: docs/decisions.md, "measurements moved from docstrings, second part")
             Shot("cropped", 0.2, elevation_deg=(30.0, 88.0), fill=(0.75, 0.95), overflow=(0.3, 0.7)),
         ),
         min_keypoints=8,  # a cropped photo keeps about half the keypoints

@@ -1,5 +1,5 @@
 """The pose distribution of a domain: how the real proxy's poses differ from the synthetic
-sampler's while keeping its labels (issue 25; ``docs/pose_distributions.md`` states both).
+sampler's while keeping its labels (``docs/pose_distributions.md`` states both).
 
 Real infants do what a class table does not draw: limbs and head beyond its ranges, one side
 unlike the other, postures part of the way to the next class, a hand at the mouth or on the

@@ -128,7 +128,7 @@ __all__ = [
 ]
 
 
-#: Samples posed together: bounds the memory of the skinning (about 70 MB per 100 samples).
+#: Samples posed together: bounds the memory of the skinning (its size per sample: docs/decisions.md, "measurements moved from docstrings, second part").
 BATCH: Final[int] = 256
 
 
@@ -254,7 +254,7 @@ def sample_poses(
     checks. 200 rounds: the real proxy's shift accepts as few as 1 in 10 candidates of Sitting
     w/ Arm Support for some bodies (``docs/pose_distributions.md``), which then fail 200 rounds
     with probability 0.9^200 < 1e-9; rounds after the first re-draw only the samples still
-    missing, so a batch that the former limit of 30 rounds filled is drawn exactly as before.
+    missing, so a higher limit changes no batch that fewer rounds fill.
     """
     labels = [parse_fine(x) for x in fine_labels]
     betas = np.atleast_2d(np.asarray(betas, dtype=np.float64))

@@ -5,8 +5,9 @@ How a frame is made, and why:
 1. Surface colours per vertex (:func:`aims_lib.synth.appearance.vertex_albedo`) are lit on the
    CPU (:func:`shade`: hemisphere ambient, wrapped Lambert key light, Blinn-Phong sheen) and
    drawn by pyrender's flat, unlit shader. Baking the light into vertex colours gives full
-   control over both domains' lighting and renders about 3x faster than pyrender's PBR shader
-   under the software (llvmpipe) OpenGL this project runs on.
+   control over both domains' lighting and renders faster than pyrender's PBR shader under the
+   software (llvmpipe) OpenGL this project runs on (``docs/decisions.md``, "measurements moved
+   from docstrings, second part").
 2. One pyrender scene and one OffscreenRenderer are reused across frames (EGL by default,
    OSMesa as the fallback); pyrender's 4x multisampling gives antialiased RGBA whose alpha
    composites the body over the background without halos. The mask is where at least half of
@@ -195,7 +196,7 @@ def apply_camera_effects(image: np.ndarray, effects: CameraEffects, seed: int) -
         image = cv2.GaussianBlur(image, (0, 0), effects.blur)
     if effects.noise > 0 or effects.shot_noise > 0:
         sigma = np.sqrt(effects.noise**2 + effects.shot_noise * np.clip(image, 0.0, 1.0))
-        # Quantised Gaussian samples from random bytes: 6x faster than standard_normal.
+        # Quantised Gaussian samples from random bytes: several times faster than standard_normal.
         uniform = np.frombuffer(np.random.default_rng([seed, SENSOR_STREAM]).bytes(image.size), dtype=np.uint8)
         image = image + sigma * _GAUSSIAN_LUT[uniform].reshape(image.shape)
     rgb = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)

@@ -10,7 +10,7 @@
 #   0.8-1.2, no half-body crops): a run of a few minutes sees ~10 epochs, and from scratch the
 #   heatmaps only start to sharpen after several hundred updates; the schedule (warm-up, x0.1
 #   near the end) is rescaled to the run's epochs by keypoints2d like the paper config's.
-# Measured speeds and accuracies are in aims_lib/pose_branch/keypoints2d.py's docstring.
+# Measured speeds and accuracies: docs/decisions.md, "2D configs' speeds and accuracies".
 #
 # Sources: docs/references.md#mmpose.
 _base_ = ['./hrnet_w32_256x192.py']

@@ -1,17 +1,18 @@
-"""Evaluation: top-1 accuracies, the paper's reported numbers, and comparison tables.
+"""The paper's numbers and the tables that show ours beside them.
 
-The paper's numbers (Tables 2 and 3, top-1 % on its 198 real test images) are kept here, once,
-so that every table puts them in their own column beside ours; ours are computed on whatever
-dataset the run used, which for the embedded benchmark is not the paper's data.
+The paper's numbers (Tables 2 and 3, top-1 % on its 198 real test images, and the differences
+its comparisons rest on) are kept here, once, so that every table puts them in their own column
+beside ours; ours are computed (:mod:`aims_lib.statistics`) on whatever dataset the run used,
+which for the embedded benchmark is not the paper's data.
 
 Sources: ``docs/references.md#paper``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
-import numpy as np
+from aims_lib.statistics import SeedSummary
 
 #: Table 2 of the paper: top-1 % on the real test set.
 PAPER_TABLE2: Final[dict[str, dict[str, float]]] = {
@@ -44,65 +45,13 @@ def paper_difference(name: str) -> float | None:
     return round(paper[group][b] - paper[group][a], 1)
 
 
+#: Display names of the rows of Tables 2 and 3, by the keys records give them.
 ROW_NAMES: Final[dict[str, str]] = {
     "image": "Image branch",
     "image_lmmd": "Image branch (w/ LMMD)",
     "pose": "Pose branch",
     "full": "Ours (full model)",
 }
-
-
-def top1(logits_or_pred: np.ndarray, labels: np.ndarray) -> float:
-    """Top-1 accuracy in %; accepts logits (N, C) or predicted ids (N,)."""
-    labels = np.asarray(labels)
-    pred = np.asarray(logits_or_pred)
-    if pred.ndim == 2:
-        pred = pred.argmax(1)
-    if pred.shape != labels.shape:
-        raise ValueError(f"predictions {pred.shape} and labels {labels.shape} differ in shape")
-    if labels.size == 0:
-        raise ValueError("no labels to score")
-    return float((pred == labels).mean() * 100.0)
-
-
-def bootstrap_interval(correct: np.ndarray, seed: int = 0, n_boot: int = 2000, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval (in %) of an accuracy, resampling the test images.
-
-    ``correct`` holds one 0/1 per test image; the resamples are drawn from ``seed``.
-    """
-    correct = np.asarray(correct, dtype=np.float64)
-    if correct.ndim != 1 or correct.size == 0:
-        raise ValueError(f"need a non-empty 1-D array of 0/1 per test image, got shape {correct.shape}")
-    rng = np.random.default_rng(seed)
-    means = correct[rng.integers(0, correct.size, size=(n_boot, correct.size))].mean(axis=1) * 100.0
-    alpha = (1.0 - level) / 2.0
-    return float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha))
-
-
-def per_class_accuracy(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """Recall per class in % (NaN for a class absent from ``labels``)."""
-    out = np.full(num_classes, np.nan)
-    for c in range(num_classes):
-        sel = labels == c
-        if sel.any():
-            out[c] = float((pred[sel] == c).mean() * 100.0)
-    return out
-
-
-def confusion_matrix(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """Counts ``M[true, predicted]``."""
-    m = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(m, (np.asarray(labels), np.asarray(pred)), 1)
-    return m
-
-
-def confusion_pairs(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The (predicted, true) label pairs that a confusion matrix ``M[true, predicted]`` counts, so
-    that accuracies with intervals can be computed from a stored matrix."""
-    m = np.asarray(matrix)
-    true, pred = np.nonzero(m)
-    counts = m[true, pred]
-    return np.repeat(pred, counts), np.repeat(true, counts)
 
 
 def comparison_rows(ours: dict[str, dict[str, float]], paper: dict[str, dict[str, float]], data_label: str) -> list[dict]:
@@ -121,9 +70,9 @@ def comparison_rows(ours: dict[str, dict[str, float]], paper: dict[str, dict[str
     return rows
 
 
-def interval_rows(detail: dict[str, dict[str, dict[str, Any]]], paper: dict[str, dict[str, float]]) -> list[dict]:
+def interval_rows(detail: dict[str, dict[str, SeedSummary]], paper: dict[str, dict[str, float]]) -> list[dict]:
     """Display rows of a table whose numbers carry intervals: ``detail[group][method]`` is a
-    :func:`aims_lib.statistics.summarise_seeds` record. Top-1 and macro accuracy with their 95 %
+    :class:`aims_lib.statistics.SeedSummary`. Top-1 and macro accuracy with their 95 %
     intervals, the mean +- sd over training seeds when there are several, and the paper's number."""
     rows = []
     for group, methods in detail.items():
@@ -141,17 +90,6 @@ def interval_rows(detail: dict[str, dict[str, dict[str, Any]]], paper: dict[str,
                 "paper": paper.get(group, {}).get(method, float("nan")),
             })
     return rows
-
-
-def tsne_embedding(features: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
-    """2-D t-SNE of feature rows (PCA-initialised, seeded, so the same input gives the same map)."""
-    from sklearn.manifold import TSNE
-
-    n = len(features)
-    if n < 5:
-        raise ValueError(f"t-SNE needs at least 5 points, got {n}")
-    tsne = TSNE(n_components=2, perplexity=min(perplexity, (n - 1) / 3), init="pca", random_state=seed)
-    return tsne.fit_transform(np.asarray(features, dtype=np.float32))
 
 
 def _cell(value: object) -> str:
@@ -190,27 +128,3 @@ def table2(ours: dict[str, dict[str, float]], data_label: str) -> tuple[str, dic
         "rows": json_rows,
     }
     return markdown_table(rows), record
-
-
-def classification_report(
-    coarse_pred: np.ndarray, fine_pred: np.ndarray, coarse_true: np.ndarray, fine_true: np.ndarray
-) -> dict:
-    """Top-1 (%), macro accuracy (the mean of the classes' recalls, %), per-class accuracy (%,
-    None for an absent class) and confusion matrices ``M[true, predicted]`` at both levels,
-    JSON-ready (class names as keys)."""
-    from aims_lib import taxonomy
-
-    out: dict = {}
-    for level, pred, true, names in (
-        ("coarse", coarse_pred, coarse_true, taxonomy.COARSE),
-        ("fine", fine_pred, fine_true, taxonomy.FINE),
-    ):
-        pred, true = np.asarray(pred), np.asarray(true)
-        per_class = per_class_accuracy(pred, true, len(names))
-        out[level] = {
-            "top1": top1(pred, true),
-            "macro": float(np.nanmean(per_class)),
-            "per_class": {n: (None if np.isnan(a) else round(float(a), 2)) for n, a in zip(names, per_class)},
-            "confusion": confusion_matrix(pred, true, len(names)).tolist(),
-        }
-    return out
