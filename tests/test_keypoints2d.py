@@ -24,21 +24,6 @@ def test_a_missing_initial_checkpoint_is_refused(tmp_path: Path) -> None:
         k2d.Pose2DTrainConfig(checkpoint=str(tmp_path / "nowhere.pth")).validate()
 
 
-def test_learning_curve_in_minutes_and_gains() -> None:
-    history = [
-        {"epoch": 1, "loss": 0.01, "seconds": 30.0, "coco/AP": 0.1, "PCK": 0.30},
-        {"epoch": 2, "loss": 0.008, "seconds": 60.0, "coco/AP": 0.2, "PCK": 0.40},
-        {"epoch": 3, "loss": 0.007, "seconds": 30.0},  # its validation record lost: its time still counts
-        {"epoch": 4, "loss": 0.006, "seconds": 30.0, "coco/AP": 0.3, "PCK": 0.50},
-    ]
-    curve = k2d.learning_curve(history)
-    assert [r["epoch"] for r in curve] == [1, 2, 4]
-    assert [r["train minutes"] for r in curve] == [0.5, 1.5, 2.5]
-    assert np.isnan(curve[0]["PCK points per minute"])
-    assert [r["PCK points per minute"] for r in curve[1:]] == pytest.approx([10.0, 10.0])
-    assert curve[1]["val AP"] == 0.2
-
-
 def test_schedule_rescaled_to_run_length() -> None:
     schedule = [
         dict(type="LinearLR", begin=0, end=500, start_factor=0.001, by_epoch=False),

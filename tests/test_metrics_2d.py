@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from aims_lib.data.format import load_dataset
-from aims_lib.pose_branch.metrics_2d import coco_ap, evaluate_keypoints_2d, pck, pck_counts, pck_per_keypoint
+from aims_lib.pose_branch.metrics_2d import (
+    coco_ap,
+    evaluate_keypoints_2d,
+    learning_curve,
+    pck,
+    pck_counts,
+    pck_per_keypoint,
+)
 
 K = 17
 
@@ -87,3 +94,18 @@ def test_hidden_keypoints_are_evaluated_as_coco_does(aims_tiny: Path) -> None:
     ap_hidden, ap_shown = coco_ap(ds, hidden, wrong, ones), coco_ap(ds, shown, wrong, ones)
     assert ap_hidden == ap_shown and ap_hidden["AP"] < 1.0
     assert coco_ap(ds, unlabelled, wrong, ones)["AP"] == pytest.approx(1.0)
+
+
+def test_learning_curve_in_minutes_and_gains() -> None:
+    history = [
+        {"epoch": 1, "loss": 0.01, "seconds": 30.0, "coco/AP": 0.1, "PCK": 0.30},
+        {"epoch": 2, "loss": 0.008, "seconds": 60.0, "coco/AP": 0.2, "PCK": 0.40},
+        {"epoch": 3, "loss": 0.007, "seconds": 30.0},  # its validation record lost: its time still counts
+        {"epoch": 4, "loss": 0.006, "seconds": 30.0, "coco/AP": 0.3, "PCK": 0.50},
+    ]
+    curve = learning_curve(history)
+    assert [r["epoch"] for r in curve] == [1, 2, 4]
+    assert [r["train minutes"] for r in curve] == [0.5, 1.5, 2.5]
+    assert np.isnan(curve[0]["PCK points per minute"])
+    assert [r["PCK points per minute"] for r in curve[1:]] == pytest.approx([10.0, 10.0])
+    assert curve[1]["val AP"] == 0.2

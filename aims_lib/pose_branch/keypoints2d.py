@@ -12,7 +12,8 @@ mmengine's checkpoints and logs (``<timestamp>/``, ``stdout.log``), ``config.jso
 config, as data: :mod:`aims_lib.pose_branch.model_config`), ``history.jsonl`` (training and
 validation records per epoch), ``metrics.json`` and ``keypoints2d.npz`` (``image_id``,
 ``keypoints`` (N, 17, 2) in image pixels, ``scores`` (N, 17)) for every image of every split,
-which SMPLify reads. :func:`learning_curve` says what each epoch's training minutes bought.
+which SMPLify reads. :func:`~aims_lib.pose_branch.metrics_2d.learning_curve`
+says what each epoch's training minutes bought.
 
 Runs are seeded: two CPU runs with the same seed give identical keypoints. A resumed run shuffles
 its epochs as an uninterrupted one would (mmengine's sampler seeds by epoch), but its
@@ -40,7 +41,6 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -316,19 +316,3 @@ def finalize_run(ds: AimsDataset, run_dir: Path, cfg: Pose2DTrainConfig, resumed
     }
     write_json(run_dir / METRICS_FILE, metrics)
     return metrics
-
-
-def learning_curve(history: Sequence[dict[str, Any]]) -> list[dict[str, float]]:
-    """Per epoch of a run's history: cumulative training minutes, validation AP and PCK@0.05, and
-    what the epoch's minute bought (PCK points per training minute): when to stop paying."""
-    rows: list[dict[str, float]] = []
-    minutes, previous = 0.0, None  # previous point: (minutes, PCK)
-    for h in history:
-        minutes += h.get("seconds", 0.0) / 60
-        if "PCK" not in h:
-            continue
-        gain = float("nan") if previous is None else 100 * (h["PCK"] - previous[1]) / (minutes - previous[0])
-        rows.append({"epoch": h["epoch"], "train minutes": minutes, "val AP": h.get("coco/AP", float("nan")),
-                     "val PCK@0.05": h["PCK"], "PCK points per minute": gain})
-        previous = (minutes, h["PCK"])
-    return rows

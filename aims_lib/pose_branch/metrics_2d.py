@@ -10,6 +10,7 @@ functions on its predicted keypoints (N, 17, 2) and scores (N, 17), so their num
 * COCO AP, AP50, AP75 and AR by OKS (xtcocotools, COCO's per-keypoint constants, one detection
   per image), an image's detection score being the mean of its keypoint scores above 0.2 (as
   mmpose's CocoMetric rescores).
+* :func:`learning_curve`: a training run's validation PCK and AP against its training minutes.
 
 Sources: ``docs/references.md#mmpose``.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 
@@ -108,3 +109,19 @@ def evaluate_keypoints_2d(
         low, high = pooled_rate_interval(hits, counts) if counts.any() else (float("nan"),) * 2
         out[f"PCK@{threshold:g} low"], out[f"PCK@{threshold:g} high"] = low, high
     return out
+
+
+def learning_curve(history: Sequence[dict[str, Any]]) -> list[dict[str, float]]:
+    """Per epoch of a run's history: cumulative training minutes, validation AP and PCK@0.05, and
+    what the epoch's minute bought (PCK points per training minute): when to stop paying."""
+    rows: list[dict[str, float]] = []
+    minutes, previous = 0.0, None  # previous point: (minutes, PCK)
+    for h in history:
+        minutes += h.get("seconds", 0.0) / 60
+        if "PCK" not in h:
+            continue
+        gain = float("nan") if previous is None else 100 * (h["PCK"] - previous[1]) / (minutes - previous[0])
+        rows.append({"epoch": h["epoch"], "train minutes": minutes, "val AP": h.get("coco/AP", float("nan")),
+                     "val PCK@0.05": h["PCK"], "PCK points per minute": gain})
+        previous = (minutes, h["PCK"])
+    return rows
