@@ -18,14 +18,17 @@ from aims_lib.image_branch import ImageTrainConfig, train_image_branch
 from aims_lib.image_branch.distributed import GlobalBatchNorm, Processes, current, gather, to_global_batchnorm, train_distributed
 from aims_lib.torchrun import split_batch
 
-#: Relative tolerance of losses and weights, 2 processes against 1 (the module docstring says why
-#: not bit for bit: statistics as E[x^2] - E[x]^2, sums in another order).
-RTOL = 1e-4
-#: ... and of the weights after 3 steps (absolute; weights of order 1e-2 to 1). Measured on this
-#: test's run: 2 processes against 1 differ by at most 2.4e-5, one process with 1 thread against
-#: 2 threads by 4.3e-4 (conv1 in both): splitting the batch moves the weights less than the CPU's
-#: thread count does.
-WEIGHT_ATOL = 1e-4
+#: Relative tolerance of each epoch's losses, 2 processes against 1 (the module docstring says why
+#: not bit for bit: statistics as E[x^2] - E[x]^2, sums in another order). Measured with the
+#: test's settings: at most 1.2e-6 (AMD EPYC family 25, AVX2) and 3e-7 (AVX-512).
+RTOL = 1e-5
+#: Absolute tolerance of the weights after the two steps (weights of order 1e-2 to 1, the largest
+#: element of an update about 1e-2, so gradients summed instead of averaged would miss it by 10x).
+#: The first step agrees to 1.2e-7; the second amplifies that: the gradient of a ReLU network
+#: jumps where a unit or a max-pool's winner flips, so 1e-7 in the weights became 1.0e-4 (DANN)
+#: and 7.9e-6 (LMMD) on the AVX2 CPU, and a third step 2.7e-3 there (docs/decisions.md, 2026-12-07,
+#: "the suite's time").
+WEIGHT_ATOL = 1e-3
 
 
 def _free_port() -> int:
@@ -79,8 +82,10 @@ def test_one_process_needs_no_group() -> None:
 
 @pytest.mark.parametrize("method", ["lmmd", "dann"])
 def test_two_processes_train_as_one_with_the_same_global_batch(aims_tiny, tmp_path, method) -> None:
-    cfg = ImageTrainConfig(arch="resnet18", image_size=64, batch_size=8, epochs=3, iters_per_epoch=1, seed=3,
-                           method=method, device="cpu")
+    # two steps, the adaptation loss at full weight from the first (ramp "none"): each epoch's losses
+    # come before its step, so the second epoch's check the first step's gradients, adaptation included
+    cfg = ImageTrainConfig(arch="resnet18", image_size=64, batch_size=8, epochs=2, iters_per_epoch=1, seed=3,
+                           method=method, device="cpu", ramp="none")
     one = train_image_branch(aims_tiny, tmp_path / "one" / "run", cfg)
     two = train_image_branch(aims_tiny, tmp_path / "two" / "run", dataclasses.replace(cfg, processes=2))  # via torchrun
     for a, b in zip(one["history"], two["history"], strict=True):  # the global batch's losses, epoch by epoch

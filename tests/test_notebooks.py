@@ -286,31 +286,6 @@ def test_deployment_notebook_outputs(smoke_run):
     assert record["session_demo"]["frames"] == 8  # the smoke profile's session_frames
 
 
-def test_paper_profile_dry_run(tmp_path):
-    """``make reproduce PROFILE=paper DRY_RUN=1``: the paper profile's code path (ResNet-50 at 224 px
-    pretrained on the synthetic images first, HRNet-W32 at 256x192, 256 px renders, both
-    adaptation sources) through every notebook on a handful of images, marked as a dry run."""
-    from aims_lib.reproduce import results_markdown
-
-    params = {"profile": "paper", "dry_run": True, "seed": 0, "device": "cpu", "reports_dir": str(tmp_path / "reports"),
-              "data_dir": str(tmp_path / "data"), "workers": 2}
-    results = reproduce(params, tmp_path / "reports")
-    reports = tmp_path / "reports"
-    assert results["dry_run"] is True and results["profile"] == "paper" and set(results["wall_seconds"]) == {
-        nb.stem for nb in NOTEBOOKS}
-    for record in sorted(reports.glob("0*.json")):  # every notebook's record says so
-        if record.stem[:2].isdigit() and not record.stem.endswith("table2"):
-            assert json.loads(record.read_text()).get("dry_run") is True, record.name
-    assert "**DRY RUN**" in results_markdown(results)
-    dataset = DatasetRecord.read(reports)
-    assert dataset["counts"]["synthetic/train"] == 12
-    assert results["image_backbone"]["name"] == "resnet50"
-    assert "pretrained here on the synthetic images" in results["image_backbone"]["weights"]
-    assert results["pose2d"]["config"] == "hrnet_w32_256x192.py"
-    assert results["uda_methods"]["plan"] == {m: ["synthetic", "synthetic+real"] for m in results["uda_methods"]["plan"]}
-    assert FullModelRecord.read(reports)["train_keypoints"] == "smplify_gt2d"
-
-
 def test_explorer_notebook_outputs(smoke_run):
     """Notebook 07 (aims_lib.explore): it loads the finished run without training, saves its static
     view, and reads the same models notebook 04 scored (its Table 2 numbers again)."""

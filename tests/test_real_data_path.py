@@ -1,6 +1,10 @@
 """The paper's setting with a user's data, end to end: real images exported in SyRIP's layout,
-imported, given rendered synthetic images by notebook 01, and run through every notebook
-(smoke profile) with the command a user types."""
+imported, given rendered synthetic images by notebook 01, and run through every notebook with the
+command a user types: ``make reproduce PROFILE=paper DRY_RUN=1 DATA_DIR=...``, the paper profile's
+code path (ResNet-50 at 224 px pretrained on the synthetic images first, HRNet-W32 at 256x192,
+256 px renders, both adaptation sources) on a handful of images. One run checks both (the two
+were separate chains and cost the suite minutes; the embedded benchmark's chain is
+tests/test_notebooks.py's smoke run)."""
 
 from __future__ import annotations
 
@@ -13,7 +17,10 @@ import pytest
 
 from aims_lib.data import load_dataset
 from aims_lib.data.import_syrip import main as import_main
+from aims_lib.profiles import DRY_RUN_SETTINGS
+from aims_lib.records import DatasetRecord, FullModelRecord
 from aims_lib.reproduce import main as reproduce_main
+from aims_lib.reproduce import notebooks, results_markdown
 from aims_lib.synth.generator import GeneratorConfig, generate
 
 
@@ -50,16 +57,20 @@ def export_syrip_layout(dataset_dir: Path, out: Path) -> tuple[Path, Path, Path]
     return coco_path, images_dir, labels
 
 
+#: Images exported as the user's SyRIP-layout data (every split and class of the generator's plan).
+IMPORTED = 32
+
+
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, str]]:
     root = tmp_path_factory.mktemp("realpath")
-    generate(GeneratorConfig(0, 48, image_size=96, seed=7, workers=2), root / "render")
+    generate(GeneratorConfig(0, IMPORTED, image_size=96, seed=7, workers=2), root / "render")
     coco, images, labels = export_syrip_layout(root / "render", root / "syrip")
     data = root / "data" / "syrip_aims"
     assert import_main(["--coco", str(coco), "--images", str(images), "--labels", str(labels),
                         "--out", str(data), "--domain", "real"]) == 0
     before = _digest(data)
-    assert reproduce_main(["--profile", "smoke", "--device", "cpu", "--data-dir", str(data),
+    assert reproduce_main(["--profile", "paper", "--dry-run", "--device", "cpu", "--data-dir", str(data),
                            "--reports", str(root / "reports")]) == 0
     return root, data, before
 
@@ -67,23 +78,41 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict
 def test_the_import_gets_synthetic_images_and_stays_untouched(real_run: tuple[Path, Path, dict[str, str]]) -> None:
     root, data, before = real_run
     assert _digest(data) == before
-    merged = load_dataset(root / "data" / "syrip_aims+synthetic-smoke-procedural-seed0")
+    merged = load_dataset(root / "data" / "syrip_aims+synthetic-paper-dry-run-procedural-seed0")
     real = load_dataset(data)
-    assert len(merged.select(domain="synthetic")) == 48 and len(merged.select(domain="real")) == len(real) == 48
+    synthetic = merged.select(domain="synthetic")
+    assert len(synthetic) == DRY_RUN_SETTINGS["n_synthetic"] and len(merged.select(domain="real")) == len(real) == IMPORTED
+    assert {(s.width, s.height) for s in synthetic} == {(256, 256)}  # the paper profile's renders
     assert [s.split for s in merged.select(domain="real")] == [s.split for s in real.samples]  # splits as imported
-    assert (root / "data" / "syrip_aims-synthetic-smoke-procedural-seed0" / "annotations.json").is_file()
+    assert (root / "data" / "syrip_aims-synthetic-paper-dry-run-procedural-seed0" / "annotations.json").is_file()
 
 
-def test_every_notebook_reports_real_data(real_run: tuple[Path, Path, dict[str, str]]) -> None:
-    from aims_lib.reproduce import notebooks
-
+def test_every_notebook_reports_real_data_and_the_dry_run(real_run: tuple[Path, Path, dict[str, str]]) -> None:
     root, _, _ = real_run
-    reports = root / "reports" / "smoke" / "syrip_aims-seed0"
+    reports = root / "reports" / "paper-dry-run" / "syrip_aims-seed0"
     results = json.loads((reports / "results.json").read_text())
     assert results["data"] == "real" and results["synthetic_body"] == "procedural"
+    assert results["dry_run"] is True and results["profile"] == "paper"
     assert set(results["wall_seconds"]) == {nb.stem for nb in notebooks()}
-    dataset = json.loads((reports / "01_dataset.json").read_text())
-    assert dataset["data"] == "real" and dataset["counts"]["synthetic/train"] == 48
-    assert dataset["dataset"].endswith("syrip_aims+synthetic-smoke-procedural-seed0/annotations.json")
-    for name in ("02_image_branch", "03_pose_branch", "04_hipc_full_model", "05_ablations", "06_deployment", "07_explorer"):
-        assert json.loads((reports / f"{name}.json").read_text())["data"] == "real data", name
+    dataset = DatasetRecord.read(reports)
+    assert dataset["data"] == "real" and dataset["counts"]["synthetic/train"] == DRY_RUN_SETTINGS["n_synthetic"]
+    assert dataset["dataset"].endswith("syrip_aims+synthetic-paper-dry-run-procedural-seed0/annotations.json")
+    for record in sorted(reports.glob("0*.json")):  # every notebook's record says both
+        if record.stem[:2].isdigit() and not record.stem.endswith("table2"):
+            content = json.loads(record.read_text())
+            assert content.get("dry_run") is True, record.name
+            if record.stem != "01_dataset":
+                assert content["data"] == "real data", record.name
+    assert "**DRY RUN**" in results_markdown(results)
+
+
+def test_the_paper_profiles_models_ran(real_run: tuple[Path, Path, dict[str, str]]) -> None:
+    """The code the paper profile picks, not the smoke profile's: what a GPU's hours would run."""
+    root, _, _ = real_run
+    reports = root / "reports" / "paper-dry-run" / "syrip_aims-seed0"
+    results = json.loads((reports / "results.json").read_text())
+    assert results["image_backbone"]["name"] == "resnet50"
+    assert "pretrained here on the synthetic images" in results["image_backbone"]["weights"]
+    assert results["pose2d"]["config"] == "hrnet_w32_256x192.py"
+    assert results["uda_methods"]["plan"] == {m: ["synthetic", "synthetic+real"] for m in results["uda_methods"]["plan"]}
+    assert FullModelRecord.read(reports)["train_keypoints"] == DRY_RUN_SETTINGS["hipc_keypoints"] == "smplify_gt2d"
