@@ -18,9 +18,6 @@ DRY_RUN ?=
 # GPUS=N: N processes (one per GPU) train each image-branch run and the 2D model under torchrun (README: "GPU and several GPUs").
 GPUS ?= 1
 PYTEST_ARGS ?=
-# make test runs the suite in TEST_WORKERS processes (pytest-xdist), one test file each at a time, so that a
-# notebook chain's module fixture runs once; 0: one process (docs/decisions.md, "The test suite's time").
-TEST_WORKERS ?= 2
 # Real data and weights (README: "Real data"): empty means the embedded benchmark and the
 # packaged ImageNet weights of the profile's backbone (or a synthetic stand-in where there are none).
 DATA_DIR ?=
@@ -67,7 +64,7 @@ browser:
 	fi
 
 test: venv browser
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 reproduce: venv
 	$(PY) -m aims_lib.reproduce --profile $(PROFILE) --seed $(SEED) --device $(DEVICE) --gpus $(GPUS) $(if $(DRY_RUN),--dry-run) $(if $(SEEDS),--train-seeds $(SEEDS)) \

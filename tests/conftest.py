@@ -1,6 +1,6 @@
 """Shared fixtures: paths of the committed data fixtures, a SMIL-format body file, and the session
 report's fake predictor (``fake_predictor``, with the ``photo`` it reads and the ``predictions``
-it builds), and the order in which the suite runs (the notebook chains first)."""
+it builds)."""
 
 from __future__ import annotations
 
@@ -21,16 +21,6 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "data" / "fixtures"
-#: The test files that run whole notebook chains (minutes each, most of the suite's time): they
-#: start first, so that ``make test``'s workers (pytest-xdist, one file each at a time) share the
-#: unit tests behind them and finish together instead of one chain starting last.
-CHAINS_FIRST = ("test_real_data_path.py", "test_notebooks.py")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The chains' files first, in :data:`CHAINS_FIRST`'s order; the rest as collected."""
-    rank = {name: k for k, name in enumerate(CHAINS_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 @pytest.fixture

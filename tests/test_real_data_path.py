@@ -102,7 +102,7 @@ def test_every_notebook_reports_real_data_and_the_dry_run(real_run: tuple[Path, 
             content = json.loads(record.read_text())
             assert content.get("dry_run") is True, record.name
             if record.stem != "01_dataset":
-                assert content["data"] == "real data", record.name
+                assert content["data"] == "DRY RUN (numbers meaningless), real data", record.name
     assert "**DRY RUN**" in results_markdown(results)
 
 
