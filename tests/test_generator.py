@@ -241,5 +241,6 @@ def test_cli_renders_a_smil_format_file(smil_like, tmp_path):
     ds = load_dataset(out)
     assert len(ds) == 3 and ds.info["body"] == "smil_web.pkl" and "chumpy" not in sys.modules
 
+
 def test_cli_trust_needs_a_body_file(tmp_path, capsys):
     assert "--trust-body names no file" in _cli_error(["--out", str(tmp_path / "x"), "--trust-body"], capsys)
