@@ -46,7 +46,7 @@ Training (:class:`HIPCTrainConfig`): cross-entropy, Adam (lr 1e-3, where the ref
 underfits our few thousand skeletons), batch 128, the learning rate x0.1 at half the epochs,
 random rotations of up to 30 degrees about each camera axis (not uniform 3D rotations: cameras
 of infant photos are roughly upright, so "down" in the camera frame carries gravity, which
-separates lying, sitting and standing), one CPU thread. The measurements behind these choices
+separates lying, sitting and standing). The measurements behind these choices
 and the product's design are in ``docs/decisions.md`` ("HIPC: the product of experts and its
 training", 2026-12-07, with the commands).
 
@@ -172,10 +172,10 @@ class HIPCTrainConfig:
     rotation_max_deg: float = 30.0
     seed: int = 0
     device: str = "cpu"
-    #: torch threads while training on the CPU (restored afterwards; None leaves them alone). The
-    #: network is small, and on cores shared with other jobs more threads make an epoch far slower,
-    #: as for SMPLify (docs/decisions.md, "HIPC: the product of experts and its training").
-    cpu_threads: int | None = 1
+    #: torch threads while training on the CPU (restored afterwards). None: torch's process-wide
+    #: count (all cores, or OMP_NUM_THREADS), as every other stage; 1 on cores other jobs load,
+    #: where more threads make an epoch far slower (docs/decisions.md, "threads of SMPLify and HIPC").
+    cpu_threads: int | None = None
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size", "lr_step_epochs"):

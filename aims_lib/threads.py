@@ -1,7 +1,9 @@
 """Torch's CPU thread count, pinned for the duration of a small-tensor computation.
 
-SMPLify and HIPC work on small tensors: intra-op threads gain little there, and on cores that
-other processes share they cost a lot (measured 20x slower with 2 threads on 2 loaded cores).
+SMPLify and HIPC work on small tensors. On idle cores they follow torch's count like every other
+stage (2 threads: 1.6x and 1.9x the speed of 1 on a 2-core AMD EPYC); on cores that other
+processes load, more threads cost a lot (measured 20x slower with 2 threads on 2 loaded cores),
+so a caller that shares its cores pins them to 1 (docs/decisions.md, "threads of SMPLify and HIPC").
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ def smplify_speed(args: argparse.Namespace) -> None:
     result = smplify.fit(kp, conf, K)
     out = result.numpy()
     seconds = time.perf_counter() - start
-    print(f"SMPLify on {args.device} ({args.smplify_threads} torch threads), {what}:")
+    print(f"SMPLify on {args.device} ({args.smplify_threads or torch.get_num_threads()} torch threads), {what}:")
     print(f"  batch 1: {single:.2f} fits/s (over {min(args.single, n)} images)")
     print(f"  whole split in one batch: {n / seconds:.1f} fits/s, {seconds:.2f} s for {n} images "
           f"({n / seconds / single:.0f}x batch 1)")
@@ -139,7 +139,7 @@ def main() -> None:
                              "(code: only for runs you vouch for; SECURITY.md)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for the 2D estimators on the CPU")
-    parser.add_argument("--smplify-threads", type=int, default=1, help="torch threads of a CPU fit")
+    parser.add_argument("--smplify-threads", type=int, default=None, help="torch threads of a CPU fit (default: torch's, all cores)")
     parser.add_argument("--images", type=int, default=198, help="split size without --data")
     parser.add_argument("--single", type=int, default=10, help="images fitted one at a time")
     parser.add_argument("--estimator-images", type=int, default=128)

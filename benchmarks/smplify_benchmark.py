@@ -78,7 +78,8 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=10, help="images fitted one at a time for the batch-1 speed")
     parser.add_argument("--noise", type=float, default=3.0, help="std of the 2D noise, pixels")
     parser.add_argument("--image-size", type=int, default=256)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of a CPU fit (SMPLifyConfig.cpu_threads)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads of a CPU fit (SMPLifyConfig.cpu_threads; default: torch's, all cores)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=2024)
     args = parser.parse_args()
@@ -88,7 +89,7 @@ def main() -> None:
     split = make_split(model, args.images, args.seed, args.image_size)
     smplify = SMPLify(model, prior, SMPLifyConfig(cpu_threads=args.threads), device=args.device)
     confidence = np.ones(split.keypoints_2d.shape[:2])
-    threads = f", {args.threads} torch threads of {os.cpu_count()} CPUs" if args.device == "cpu" else ""
+    threads = f", {args.threads or torch.get_num_threads()} torch threads of {os.cpu_count()} CPUs" if args.device == "cpu" else ""
     print(f"device {args.device}{threads}, {args.images} images of {args.image_size} px")
 
     def fit_single() -> None:

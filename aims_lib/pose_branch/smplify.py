@@ -126,10 +126,10 @@ class SMPLifyConfig:
     #: Converged: relative change of the loss over the last tenth of stage 2 below this.
     converge_tol: float = 1e-3
     dtype: torch.dtype = torch.float32
-    #: torch threads during a fit on the CPU (restored afterwards; None leaves them alone). The
-    #: fit's tensors are small, so intra-op threads gain little, and on a busy machine they cost
-    #: a lot (docs/decisions.md, "measurements moved from docstrings, second part").
-    cpu_threads: int | None = 1
+    #: torch threads during a fit on the CPU (restored afterwards). None: torch's process-wide count
+    #: (all cores, or OMP_NUM_THREADS), as every other stage; 1 on cores other jobs load, where
+    #: more threads cost a lot (docs/decisions.md, "threads of SMPLify and HIPC").
+    cpu_threads: int | None = None
 
 
 @dataclass
