@@ -139,7 +139,8 @@ def main() -> None:
                              "(code: only for runs you vouch for; SECURITY.md)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for the 2D estimators on the CPU")
-    parser.add_argument("--smplify-threads", type=int, default=None, help="torch threads of a CPU fit (default: torch's, all cores)")
+    parser.add_argument("--smplify-threads", type=int, default=None,
+                        help="torch threads of a CPU fit (default: torch's, all cores)")
     parser.add_argument("--images", type=int, default=198, help="split size without --data")
     parser.add_argument("--single", type=int, default=10, help="images fitted one at a time")
     parser.add_argument("--estimator-images", type=int, default=128)

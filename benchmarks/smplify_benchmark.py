@@ -89,7 +89,8 @@ def main() -> None:
     split = make_split(model, args.images, args.seed, args.image_size)
     smplify = SMPLify(model, prior, SMPLifyConfig(cpu_threads=args.threads), device=args.device)
     confidence = np.ones(split.keypoints_2d.shape[:2])
-    threads = f", {args.threads or torch.get_num_threads()} torch threads of {os.cpu_count()} CPUs" if args.device == "cpu" else ""
+    threads = args.threads or torch.get_num_threads()
+    threads = f", {threads} torch threads of {os.cpu_count()} CPUs" if args.device == "cpu" else ""
     print(f"device {args.device}{threads}, {args.images} images of {args.image_size} px")
 
     def fit_single() -> None:

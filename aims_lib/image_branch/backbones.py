@@ -212,8 +212,6 @@ class StagedBackbone(nn.Module):
             setattr(net, name, nn.Identity())  # the ImageNet classifier is not part of the backbone
         self.spec = spec
         self.net = net
-        # Resolved once; a plain list, so the modules are not registered twice in the state dict.
-        self._stages: list[tuple[nn.Module, ...]] = [tuple(net.get_submodule(p) for p in paths) for paths in spec.stages]
         self.frozen_stages = 0
         with torch.no_grad():
             net.eval()
@@ -221,14 +219,16 @@ class StagedBackbone(nn.Module):
 
     @property
     def num_stages(self) -> int:
-        return len(self._stages)
+        return len(self.spec.stages)
 
     def stage_modules(self, index: int) -> tuple[nn.Module, ...]:
-        return self._stages[index]
+        """The modules of stage ``index``, looked up by path on every call (not held: a module
+        replaced in ``net``, e.g. a folded BatchNorm, is the one that runs)."""
+        return tuple(self.net.get_submodule(p) for p in self.spec.stages[index])
 
     def forward_stages(self, x: Tensor, start: int = 0, stop: int | None = None) -> Tensor:
         for i in range(start, self.num_stages if stop is None else stop):
-            for module in self._stages[i]:
+            for module in self.stage_modules(i):
                 x = module(x)
         return x
 
