@@ -23,6 +23,7 @@ they differ. A module shared by two parents is folded once.
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Callable
 
 import torch
@@ -79,12 +80,14 @@ def fold_batchnorm(model: nn.Module, example: Tensor, forward: Callable[[nn.Modu
     folded = copy.deepcopy(model).eval()
     done: dict[int, nn.Module] = {}
     _fold_children(folded, done)
+    folded.requires_grad_(False)  # inference only: autograd must not trace it (a frozen trunk in training)
     count = len(done)
-    model_mode = model.training
+    modes = [(m, m.training) for m in model.modules()]  # each its own: frozen stages stay in eval mode
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast(example.device.type, enabled=False):  # the check in float32
         want, got = run(model, example), run(folded, example)
-    model.train(model_mode)
+    for m, mode in modes:
+        m.training = mode
     pairs = zip(want, got) if isinstance(want, (tuple, list)) else [(want, got)]
     for a, b in pairs:
         error = float((a.float() - b.float()).abs().max())
@@ -93,3 +96,29 @@ def fold_batchnorm(model: nn.Module, example: Tensor, forward: Callable[[nn.Modu
             raise ValueError(f"folding {count} BatchNorm layers of {type(model).__name__} changed its output by "
                              f"{error:.3g} (scale {scale:.3g}): a BatchNorm does not follow the convolution registered before it")
     return folded
+
+
+def _weights_key(module: nn.Module) -> tuple[tuple[int, int], ...]:
+    """Where each parameter and buffer lives and how often it was written in place (torch's
+    version counter: an optimiser step, ``load_state_dict`` and ``copy_`` all bump it)."""
+    return tuple((t.data_ptr(), t._version) for t in itertools.chain(module.parameters(), module.buffers()))
+
+
+class FoldedCopy:
+    """The folded copy (:func:`fold_batchnorm`) of a module that runs inference many times (a
+    predictor's backbone, the frozen stages of a network in training), built on first use and
+    kept while the module's weights stay as they were; rebuilt when any changes (a checkpoint
+    loaded, a training step, a move to another device)."""
+
+    def __init__(self, forward: Callable[[nn.Module, Tensor], Tensor] | None = None) -> None:
+        self.forward = forward
+        self._key: tuple[tuple[int, int], ...] | None = None
+        self._folded: nn.Module | None = None
+
+    def of(self, module: nn.Module, example: Tensor) -> nn.Module:
+        """The folded copy of ``module``'s current weights; ``example`` checks a new copy."""
+        key = _weights_key(module)
+        if self._folded is None or key != self._key:
+            self._folded = fold_batchnorm(module, example, self.forward)
+            self._key = key
+        return self._folded

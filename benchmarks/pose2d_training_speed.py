@@ -4,7 +4,8 @@ Times the training step of ``configs/pose2d/lite0_160x160.py`` (backbone, neck a
 forward, the head's loss on a heatmap target, backward, Adam step) on random batches, so the
 figures are the model's compute without the data pipeline, for each combination of memory layout
 (``contiguous``, ``channels_last``) and precision (``float32``; ``bfloat16`` autocast where the CPU
-computes it natively, or with ``--force-bf16``), and the flip-test inference step. Prints the CPU,
+computes it natively, or with ``--force-bf16``), and the flip-test inference step, as it is and
+with the backbone's and neck's BatchNorm folded (what the estimator runs). Prints the CPU,
 its instruction-set level (:func:`aims_lib.machine.cpu_isa_level`) and images per second;
 measured figures only.
 
@@ -22,6 +23,7 @@ import time
 
 import torch
 
+from aims_lib.batchnorm_folding import fold_batchnorm
 from aims_lib.machine import computes_bf16, cpu_isa_level, cpu_name
 from aims_lib.pose_branch.keypoints2d import CONFIG_DIR
 from aims_lib.pose_branch.mmcv_shim import import_mmpose
@@ -62,14 +64,23 @@ def train_speed(model: torch.nn.Module, batch: int, size: int, steps: int, layou
 
 
 @torch.no_grad()
-def predict_speed(model: torch.nn.Module, batch: int, size: int, steps: int, layout: str) -> float:
+def predict_speed(model: torch.nn.Module, batch: int, size: int, steps: int, layout: str, fold: bool = False) -> float:
+    """Flip-test inference; ``fold``: the backbone and neck with BatchNorm folded, as
+    :class:`aims_lib.pose_branch.mmpose_estimator.Pose2DEstimator` runs them."""
     fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
     model = model.to(memory_format=fmt).eval()
     x = torch.randn(batch, 3, size, size).contiguous(memory_format=fmt)
+    features = torch.nn.ModuleDict({"backbone": model.backbone, "neck": getattr(model, "neck", None) or torch.nn.Identity()})
+
+    def run(m: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+        return m["neck"](m["backbone"](images))
+
+    if fold:
+        features = fold_batchnorm(features, x[:2], run)
 
     def step() -> None:
         for images in (x, x.flip(-1)):  # flip test: the image and its mirror
-            model.head.forward(model.neck(model.backbone(images)))
+            model.head.forward(run(features, images))
 
     step()
     start = time.perf_counter()
@@ -92,16 +103,17 @@ def main() -> None:
     level = cpu_isa_level()
     print(f"CPU: {cpu_name()}; instruction-set level: {level}; torch {torch.__version__}, {args.threads} threads")
     bf16 = [False] + ([True] if args.force_bf16 or computes_bf16() else [])
-    print("| config | input | layout | precision | training img/s | flip-test inference img/s |")
-    print("|---|---|---|---|---|---|")
+    print("| config | input | layout | precision | training img/s | flip-test inference img/s | the same, BatchNorm folded |")
+    print("|---|---|---|---|---|---|---|")
     for size in args.size:
         model = build(args.config, size)
         for layout in ("contiguous", "channels_last"):
             infer = predict_speed(model, args.batch, size, max(2, args.steps // 2), layout)
+            folded = predict_speed(model, args.batch, size, max(2, args.steps // 2), layout, fold=True)
             for use_bf16 in bf16:
                 train = train_speed(model, args.batch, size, args.steps, layout, use_bf16)
                 print(f"| {args.config} | {size} | {layout} | {'bfloat16' if use_bf16 else 'float32'} | {train:.1f} "
-                      f"| {infer:.1f} |", flush=True)
+                      f"| {infer:.1f} | {folded:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

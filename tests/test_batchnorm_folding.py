@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from aims_lib.batchnorm_folding import fold_batchnorm
+from aims_lib.batchnorm_folding import FoldedCopy, fold_batchnorm
 from aims_lib.image_branch.backbones import StagedBackbone, get_backbone
 
 
@@ -83,3 +83,30 @@ def test_the_card_backbone_folds_to_the_same_features():
         want = net.eval().forward_stages(x, 0, 4)
         torch.testing.assert_close(folded.forward_stages(x, 0, 4), want, rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(folded(x), net(x), rtol=1e-4, atol=1e-4)
+
+
+def test_the_check_leaves_each_module_in_its_own_mode():
+    """A frozen (eval) block inside a network in training stays in eval mode after the check."""
+    model = nn.Sequential(nn.Sequential(nn.Conv2d(2, 2, 1), _bn(2, 2.0, 1.0, 0.5, 3.0)), nn.Conv2d(2, 2, 1), nn.BatchNorm2d(2))
+    model.train()
+    model[0].eval()
+    fold_batchnorm(model, torch.randn(2, 2, 4, 4, generator=torch.Generator().manual_seed(0)))
+    assert model.training and not model[0].training and not model[0][1].training and model[2].training
+
+
+def test_a_folded_copy_is_kept_until_the_weights_change():
+    model = nn.Sequential(nn.Conv2d(1, 1, 1), _bn(1, 3.0, 0.5, 1.0, 4.0))
+    x = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    cache = FoldedCopy()
+    first = cache.of(model, x)
+    assert not any(p.requires_grad for p in first.parameters())  # inference only, never traced
+    assert cache.of(model, x) is first  # the same weights: the same copy
+    with torch.no_grad():
+        model[0].weight.mul_(2.0)  # e.g. an optimiser step or a loaded checkpoint
+    second = cache.of(model, x)
+    assert second is not first
+    with torch.no_grad():
+        torch.testing.assert_close(second(x), model.eval()(x))
+    model.load_state_dict(model.state_dict())  # written in place, even with equal values
+    assert cache.of(model, x) is not second
+

@@ -68,11 +68,20 @@ def test_orientation_check_reads_the_exif_tag(tmp_path: Path) -> None:
     image = np.zeros((30, 20, 3), np.uint8)
     image[:5, :5] = (255, 0, 0)  # a red corner marks "up"
     Image.fromarray(image).save(tmp_path / "upright.png")
-    samples = [SimpleNamespace(path=tmp_path / "upright.png", file_name="upright.png")]
-    out = orientation_check(PixelPredictor(), samples, tmp_path / "copies")
-    assert out["n"] == 1
-    for tag in ("3", "6", "8"):
-        assert out["orientations"][tag] == {"agree_with_upright": 1, "agree_if_exif_ignored": 0}
+    Image.fromarray(np.zeros((24, 24, 3), np.uint8)).save(tmp_path / "dark.png")  # "Prone Lying" in every turn
+    samples = [SimpleNamespace(path=tmp_path / name, file_name=name) for name in ("upright.png", "dark.png")]
+    calls = []
+
+    class CountingPredictor(PixelPredictor):
+        def predict(self, images, bboxes=None, batch_size=32):  # noqa: ANN001, ANN201
+            calls.append(len(images))
+            return super().predict(images, bboxes, batch_size)
+
+    out = orientation_check(CountingPredictor(), samples, tmp_path / "copies")
+    assert out["n"] == 2
+    for tag in ("3", "6", "8"):  # the dark image agrees either way, the marked one only when the tag is read
+        assert out["orientations"][tag] == {"agree_with_upright": 2, "agree_if_exif_ignored": 1}
+    assert calls == [2 * (1 + 2 * 3)]  # one call: the upright images, the tagged files, their stored pixels
     with Image.open(tmp_path / "copies" / "upright_exif6.png") as im:
         assert im.size == (30, 20) and im.getexif()[0x0112] == 6  # stored turned, tagged
     with pytest.raises(ValueError, match="orientations"):

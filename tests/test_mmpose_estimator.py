@@ -110,3 +110,42 @@ def test_whole_image_box_and_rgb_arrays_match_files(random_estimator: Pose2DEsti
     from_arrays = random_estimator.predict(arrays, [[0, 0, a.shape[1], a.shape[0]] for a in arrays])
     np.testing.assert_allclose(from_files[0], from_arrays[0], atol=1e-4)
     np.testing.assert_allclose(from_files[1], from_arrays[1], atol=1e-5)
+
+
+def test_prediction_runs_folded_and_equals_mmpose_test_step(aims_tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """predict runs the backbone and neck with BatchNorm folded (the same keypoints as mmpose's
+    own test_step up to rounding), then puts the trained modules back, also after an error; a
+    changed weight gives a new folded copy."""
+    import torch
+    from mmengine.dataset import pseudo_collate
+
+    from aims_lib.pose_branch.mmpose_estimator import _as_bgr
+
+    est = Pose2DEstimator.load(CPU_CONFIG)
+    torch.manual_seed(0)
+    for m in est.model.modules():  # statistics other than 0 / 1, so that folding changes weights
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2.0)
+    backbone, neck = est.model.backbone, torch.nn.Identity()  # this small HRNet has no neck
+    paths = [s.path for s in load_dataset(aims_tiny).samples[:3]]
+    keypoints, scores = est.predict(paths, batch_size=3)
+    assert est.model.backbone is backbone and not hasattr(est.model, "neck")
+    items = []
+    for p in paths:
+        img = _as_bgr(p)
+        box = np.array([[0, 0, img.shape[1], img.shape[0]]], np.float32)
+        items.append(est.pipeline({"img": img, "bbox": box, "bbox_score": np.ones(1, np.float32), **est.model.dataset_meta}))
+    with torch.no_grad():
+        plain = est.model.test_step(pseudo_collate(items))
+    np.testing.assert_allclose(keypoints, np.stack([r.pred_instances.keypoints[0] for r in plain]), atol=1e-3)
+    np.testing.assert_allclose(scores, np.stack([r.pred_instances.keypoint_scores[0] for r in plain]), atol=1e-5)
+    folded = est._folded.of(torch.nn.ModuleDict({"backbone": backbone, "neck": neck}), torch.zeros(1))
+    with torch.no_grad():
+        next(backbone.parameters()).mul_(0.5)
+    est.predict(paths[:1])
+    assert est._folded._folded is not folded
+    with monkeypatch.context() as m:
+        m.setattr(est.model.head, "forward", lambda feats: (_ for _ in ()).throw(RuntimeError("head failed")))
+        with pytest.raises(RuntimeError, match="head failed"):
+            est.predict(paths[:1])
+    assert est.model.backbone is backbone

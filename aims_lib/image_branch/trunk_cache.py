@@ -31,6 +31,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from aims_lib.batchnorm_folding import fold_batchnorm
 from aims_lib.data.format import DOMAINS, AimsDataset, Sample
 from aims_lib.data.torch_datasets import ImageDataset
 from aims_lib.files import write_torch
@@ -85,22 +86,23 @@ def cache_key(dataset: AimsDataset, arch: str, weights: str | None, stages: int,
 def build_trunk_cache(
     model: ImageBranch, dataset: AimsDataset, image_size: int, device: torch.device, batch_size: int = 64, num_workers: int = 0
 ) -> TrunkCache:
-    """Run the frozen stages of ``model`` over every image of ``dataset``, as is and mirrored
-    (channels-last, oneDNN's preferred layout: 1.5-2x the images per second of the default one on
-    2 CPU cores, features equal to 1e-5; only the frozen stages, which never train, are converted)."""
+    """Run the frozen stages of ``model`` over every image of ``dataset``, as is and mirrored,
+    as a copy with each BatchNorm folded into its convolution (:func:`~aims_lib.batchnorm_folding.fold_batchnorm`:
+    the same function up to rounding, about a third less time on 2 AVX2 cores) in channels-last,
+    oneDNN's preferred layout (1.5-2x the images per second of the default one on 2 CPU cores);
+    ``model`` is left as it is."""
     stages = model.backbone.frozen_stages
     if stages < 1:
         raise ValueError("the model has no frozen stages to cache")
-    for i in range(stages):
-        for module in model.backbone.stage_modules(i):
-            module.to(memory_format=torch.channels_last)
+    example = torch.randn(2, 3, image_size, image_size, generator=torch.Generator().manual_seed(0)).to(device)
+    trunk = fold_batchnorm(model.backbone, example, lambda m, x: m.forward_stages(x, 0, stages))
+    trunk.to(memory_format=torch.channels_last)
     ds = ImageDataset(dataset, image_size=image_size, normalization=model.normalization)
-    model.eval()
     ids, feats = [], []
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     for batch in tqdm(loader, desc="caching frozen backbone stages", unit="batch", leave=False):
         x = batch["image"].to(device).contiguous(memory_format=torch.channels_last)
-        views = [model.backbone.forward_stages(v, 0, stages).contiguous() for v in (x, x.flip(-1))]
+        views = [trunk.forward_stages(v, 0, stages).contiguous() for v in (x, x.flip(-1))]
         feats.append(torch.stack(views, dim=1).float().cpu())
         ids.append(batch["image_id"])
     return TrunkCache(torch.cat(ids).numpy(), torch.cat(feats), stages)

@@ -14,7 +14,10 @@ pixel towards the higher neighbour (the usual sub-pixel refinement), mapped from
 to image through the box's centre and scale (the box is padded by 1.25 and widened to the input's
 aspect ratio). Boxes are the annotated ones (one infant per image), or the whole image when none
 is given (the predictor then finds the infant's box from that pass, :mod:`aims_lib.auto_box`).
-Test-time flip averaging follows the config (on).
+Test-time flip averaging follows the config (on). Inference runs the backbone and neck as a copy
+with each BatchNorm folded into its convolution (:class:`~aims_lib.batchnorm_folding.FoldedCopy`,
+the same function up to rounding, rebuilt when the weights change); ``self.model`` stays as
+trained, for checkpoints.
 
 Sources: ``docs/references.md#mmpose``.
 """
@@ -73,6 +76,8 @@ class Pose2DEstimator:
         import torch
         from mmengine.dataset import Compose
 
+        from aims_lib.batchnorm_folding import FoldedCopy
+
         if next(model.parameters()).device.type == "cpu":
             # oneDNN's preferred layout: 1.2-2x the images per second of both CPU configs here
             model.to(memory_format=torch.channels_last)
@@ -80,6 +85,7 @@ class Pose2DEstimator:
         self.config = config
         self.checkpoint = checkpoint
         self.pipeline = Compose(model.cfg.test_dataloader.dataset.pipeline)
+        self._folded = FoldedCopy(lambda features, x: features.neck(features.backbone(x)))
 
     @classmethod
     def load(
@@ -145,11 +151,30 @@ class Pose2DEstimator:
                 info = dict(img=img, bbox=np.array([[x, y, x + w, y + h]], np.float32), bbox_score=np.ones(1, np.float32))
                 items.append(self.pipeline({**info, **self.model.dataset_meta}))
             with torch.no_grad():
-                results = self.model.test_step(pseudo_collate(items))
+                data = self.model.data_preprocessor(pseudo_collate(items), False)
+                with self._folded_features(data["inputs"]):
+                    results = self.model(**data, mode="predict")  # what test_step runs after the preprocessor
             for j, r in enumerate(results, start):
                 keypoints[j] = r.pred_instances.keypoints[0]
                 scores[j] = r.pred_instances.keypoint_scores[0]
         return keypoints, scores
+
+    @contextlib.contextmanager
+    def _folded_features(self, example: torch.Tensor) -> Iterator[None]:
+        """``self.model`` with its backbone and neck swapped for their folded copy while inside."""
+        from torch import nn
+
+        model = self.model
+        original = {name: module for name in ("backbone", "neck") if isinstance(module := getattr(model, name, None), nn.Module)}
+        features = nn.ModuleDict({"backbone": original["backbone"], "neck": original.get("neck", nn.Identity())})
+        folded = self._folded.of(features, example[:2])
+        try:
+            for name in original:
+                setattr(model, name, folded[name])
+            yield
+        finally:
+            for name, module in original.items():
+                setattr(model, name, module)
 
 
 def load_weights(model: torch.nn.Module, checkpoint: Path, trusted: bool = False) -> None:
