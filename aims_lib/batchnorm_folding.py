@@ -80,7 +80,7 @@ def fold_batchnorm(model: nn.Module, example: Tensor, forward: Callable[[nn.Modu
     folded = copy.deepcopy(model).eval()
     done: dict[int, nn.Module] = {}
     _fold_children(folded, done)
-    folded.requires_grad_(False)  # inference only: autograd must not trace it (a frozen trunk in training)
+    folded.requires_grad_(False)  # inference only: autograd must never trace it
     count = len(done)
     modes = [(m, m.training) for m in model.modules()]  # each its own: frozen stages stay in eval mode
     model.eval()
@@ -105,10 +105,10 @@ def _weights_key(module: nn.Module) -> tuple[tuple[int, int], ...]:
 
 
 class FoldedCopy:
-    """The folded copy (:func:`fold_batchnorm`) of a module that runs inference many times (a
-    predictor's backbone, the frozen stages of a network in training), built on first use and
-    kept while the module's weights stay as they were; rebuilt when any changes (a checkpoint
-    loaded, a training step, a move to another device)."""
+    """The folded copy (:func:`fold_batchnorm`) of a module that runs inference many times (the
+    2D estimator's backbone and neck), built on first use and kept while the module's weights
+    stay as they were; rebuilt when any changes (a checkpoint loaded, a training step, a move to
+    another device)."""
 
     def __init__(self, forward: Callable[[nn.Module, Tensor], Tensor] | None = None) -> None:
         self.forward = forward

@@ -64,14 +64,23 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / (a[:, 2:].prod(axis=1) + b[:, 2:].prod(axis=1) - inter)
 
 
-def split_predictions(predictor: AIMSPosePredictor, samples: Sequence[Sample], mode: str, batch_size: int = 32) -> Predictions:
-    """The predictor on ``samples`` with the boxes of ``mode`` (:data:`BOX_MODES`)."""
-    if mode not in BOX_MODES:
-        raise ValueError(f"box mode must be one of {BOX_MODES}, got {mode!r}")
+def split_predictions(
+    predictor: AIMSPosePredictor, samples: Sequence[Sample], modes: Sequence[str] = BOX_MODES, batch_size: int = 32,
+) -> dict[str, Predictions]:
+    """The predictor on ``samples`` with the boxes of each mode of ``modes`` (:data:`BOX_MODES`),
+    by mode. One call for all modes: a call has a fixed cost (SMPLify's iterations run over the
+    whole batch), and each image is fitted on its own, so batching changes only the rounding."""
+    if unknown := [m for m in modes if m not in BOX_MODES]:
+        raise ValueError(f"box modes must be among {BOX_MODES}, got {unknown}")
+    if not modes or len(set(modes)) != len(modes):
+        raise ValueError(f"box modes must be distinct and at least one, got {list(modes)}")
     images = [read_image(s.path) for s in samples]
-    boxes = {"annotated": lambda: np.array([s.bbox for s in samples], dtype=np.float64), "automatic": lambda: None,
-             "whole image": lambda: whole_image_boxes(np.array([[a.shape[1], a.shape[0]] for a in images]))}[mode]()
-    return predictor.predict(images, boxes, batch_size=batch_size)
+    boxes = {"annotated": np.array([s.bbox for s in samples], dtype=np.float64).reshape(-1, 4),
+             "automatic": np.full((len(samples), 4), np.nan),  # a row of NaN: the predictor finds the box
+             "whole image": whole_image_boxes(np.array([[a.shape[1], a.shape[0]] for a in images]).reshape(-1, 2))}
+    every = predictor.predict(images * len(modes), np.concatenate([boxes[m] for m in modes]), batch_size=batch_size)
+    n = len(samples)
+    return {mode: every.take(range(k * n, (k + 1) * n)) for k, mode in enumerate(modes)}
 
 
 def box_study(predictions: Mapping[str, Predictions], samples: Sequence[Sample], seed: int = 0) -> dict[str, Any]:

@@ -12,15 +12,73 @@ from PIL import Image
 
 from aims_lib import taxonomy
 from aims_lib.deployment import (
-    RawScores, box_iou, box_study, calibration_study, fit_calibration, images_without_an_infant, model_probabilities,
-    orientation_check, raw_scores,
+    BOX_MODES, RawScores, box_iou, box_study, calibration_study, fit_calibration, images_without_an_infant,
+    model_probabilities, orientation_check, raw_scores, split_predictions,
 )
+from aims_lib.predict import Predictions
 
 
 def test_box_iou_by_hand() -> None:
     a = np.array([[0, 0, 2, 2], [0, 0, 1, 1], [0, 0, 4, 4]], float)
     b = np.array([[1, 1, 2, 2], [5, 5, 1, 1], [1, 1, 2, 2]], float)
     np.testing.assert_allclose(box_iou(a, b), [1 / 7, 0.0, 4 / 16])
+
+
+class BoxEchoPredictor:
+    """Answers with the boxes it is given (a found box 1, 2, 3, 4 where a row is NaN) and the
+    fine class (image width) mod 12; records each call's number of images."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def predict(self, images, bboxes=None, batch_size=32):  # noqa: ANN001, ANN201
+        n = len(images)
+        self.calls.append(n)
+        boxes = np.where(np.isnan(bboxes), np.array([[1.0, 2.0, 3.0, 4.0]]), bboxes)
+        fine_id = np.array([im.shape[1] % 12 for im in images])
+        coarse_id = np.array(taxonomy.FINE_TO_COARSE_ID)[fine_id]
+        probs = np.full((n, 12), 1 / 12)
+        return Predictions(
+            coarse=[taxonomy.COARSE[i] for i in coarse_id], coarse_id=coarse_id, coarse_prob=np.full(n, 0.25),
+            coarse_probs=np.full((n, 4), 0.25), image_coarse_probs=np.full((n, 4), 0.25),
+            fine=[taxonomy.FINE[i] for i in fine_id],
+            fine_id=fine_id, fine_prob=probs[:, 0], fine_probs=probs, keypoints_2d=np.zeros((n, 17, 2)),
+            keypoint_scores=np.ones((n, 17)), keypoints_3d=np.zeros((n, 17, 3)), smplify_failed=np.zeros(n, bool),
+            reprojection_error=np.zeros(n), boxes=boxes,
+            box_source=["automatic" if np.isnan(b).all() else "given" for b in bboxes],
+            no_infant=np.zeros(n, bool), calibrated=False, coarse_set=[[] for _ in range(n)], fine_set=[[] for _ in range(n)],
+            answer=[taxonomy.FINE[i] for i in fine_id], answer_coarse=[None] * n, answer_fine=[None] * n,
+            needs_review=np.zeros(n, bool), review_reason=[""] * n,
+        )
+
+
+def test_split_predictions_runs_every_box_mode_in_one_call(tmp_path: Path) -> None:
+    samples = []
+    for i, width in enumerate((13, 16, 20)):
+        Image.fromarray(np.zeros((10, width, 3), np.uint8)).save(tmp_path / f"{i}.png")
+        samples.append(SimpleNamespace(path=tmp_path / f"{i}.png", bbox=[i, 0.0, 5.0, 6.0]))
+    predictor = BoxEchoPredictor()
+    by_mode = split_predictions(predictor, samples, BOX_MODES)
+    assert predictor.calls == [9] and list(by_mode) == list(BOX_MODES)
+    for mode, p in by_mode.items():
+        assert len(p) == 3 and p.fine == [taxonomy.FINE[1], taxonomy.FINE[4], taxonomy.FINE[8]], mode  # in the samples' order
+    np.testing.assert_array_equal(by_mode["annotated"].boxes, [s.bbox for s in samples])
+    np.testing.assert_array_equal(by_mode["automatic"].boxes, [[1, 2, 3, 4]] * 3)
+    np.testing.assert_array_equal(by_mode["whole image"].boxes, [[0, 0, w, 10] for w in (13, 16, 20)])
+    assert by_mode["automatic"].box_source == ["automatic"] * 3 and by_mode["annotated"].box_source == ["given"] * 3
+    assert list(split_predictions(predictor, samples, ["automatic"])) == ["automatic"] and predictor.calls[-1] == 3
+    for bad in (["sideways"], [], ["automatic", "automatic"]):
+        with pytest.raises(ValueError, match="box modes"):
+            split_predictions(predictor, samples, bad)
+
+
+def test_predictions_take_rows_of_every_field() -> None:
+    p = BoxEchoPredictor().predict([np.zeros((4, w, 3), np.uint8) for w in (1, 2, 3)], np.full((3, 4), np.nan))
+    q = p.take([2, 0])
+    assert q.fine == [taxonomy.FINE[3], taxonomy.FINE[1]] and q.fine_id.tolist() == [3, 1] and q.calibrated is False
+    assert q.keypoints_2d.shape == (2, 17, 2) and q.coarse_set == [[], []] and len(q) == 2
+    with pytest.raises(IndexError, match="rows"):
+        p.take([3])
 
 
 def _pred(coarse: list[int], fine: list[int], boxes: np.ndarray | None = None) -> SimpleNamespace:

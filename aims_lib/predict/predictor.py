@@ -129,6 +129,21 @@ class Predictions:
     def __len__(self) -> int:
         return len(self.coarse)
 
+    def take(self, rows: Sequence[int] | np.ndarray) -> Predictions:
+        """The outputs of the images ``rows``, in that order (e.g. one part of a batched call)."""
+        index = np.asarray(rows, dtype=np.int64)
+        if index.ndim != 1 or ((index < 0) | (index >= len(self))).any():
+            raise IndexError(f"rows must be a list of indices in 0..{len(self) - 1}, got {rows!r}")
+        values = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray):
+                value = value[index]
+            elif isinstance(value, list):
+                value = [value[i] for i in index]
+            values[f.name] = value
+        return Predictions(**values)
+
     def row(self, i: int) -> dict[str, Any]:
         """One image's outputs as flat CSV fields (arrays as JSON lists)."""
 
