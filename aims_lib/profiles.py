@@ -58,6 +58,9 @@ class Profile:
     lmmd_sweep: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5, 1.0)
     #: Frames of notebook 06's demo session (one rendered infant through a sequence of poses).
     session_frames: int = 24
+    #: Real test images notebook 06 stores turned with an EXIF orientation tag (3, 6 and 8 each):
+    #: seven predictions per image, about 2 s each with the paper profile's networks on a CPU.
+    orientation_images: int = 12
     #: A dry run (:func:`dry_run`): this profile's code path on a handful of images and a few
     #: iterations per stage; its numbers mean nothing.
     dry_run: bool = False
@@ -94,6 +97,7 @@ DRY_RUN_SETTINGS: Final[dict[str, Any]] = {
     "n_synthetic": 12, "n_real": 20, "image_epochs": 1, "image_iters": 2, "image_batch": 2, "pretrain_epochs": 1,
     "pretrain_iters": 2, "pose2d_epochs": 1, "pose2d_batch": 4, "hipc_epochs": 2, "hipc_batch": 16,
     "lmmd_sweep": (0.0, 0.5), "pose2d_synthetic_only": False, "hipc_keypoints": "smplify_gt2d", "session_frames": 6,
+    "orientation_images": 2,
 }
 
 

@@ -18,7 +18,7 @@ import pytest
 from aims_lib.data import load_dataset
 from aims_lib.data.import_syrip import main as import_main
 from aims_lib.profiles import DRY_RUN_SETTINGS
-from aims_lib.records import DatasetRecord, FullModelRecord
+from aims_lib.records import DatasetRecord, DeploymentRecord, FullModelRecord
 from aims_lib.reproduce import main as reproduce_main
 from aims_lib.reproduce import notebooks, results_markdown
 from aims_lib.synth.generator import GeneratorConfig, generate
@@ -116,3 +116,4 @@ def test_the_paper_profiles_models_ran(real_run: tuple[Path, Path, dict[str, str
     assert results["pose2d"]["config"] == "hrnet_w32_256x192.py"
     assert results["uda_methods"]["plan"] == {m: ["synthetic", "synthetic+real"] for m in results["uda_methods"]["plan"]}
     assert FullModelRecord.read(reports)["train_keypoints"] == DRY_RUN_SETTINGS["hipc_keypoints"] == "smplify_gt2d"
+    assert DeploymentRecord.read(reports)["orientation"]["n"] == DRY_RUN_SETTINGS["orientation_images"] == 2
