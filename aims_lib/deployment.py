@@ -68,8 +68,10 @@ def split_predictions(
     predictor: AIMSPosePredictor, samples: Sequence[Sample], modes: Sequence[str] = BOX_MODES, batch_size: int = 32,
 ) -> dict[str, Predictions]:
     """The predictor on ``samples`` with the boxes of each mode of ``modes`` (:data:`BOX_MODES`),
-    by mode. One call for all modes: a call has a fixed cost (SMPLify's iterations run over the
-    whole batch), and each image is fitted on its own, so batching changes only the rounding."""
+    by mode, in one call: a call has a fixed cost besides its per-image one (SMPLify runs its
+    iterations whatever the batch size), which counts where batches are small (the dry and smoke
+    runs; beside the quick profile's 594 predictions it was not measurable). Each image is fitted
+    on its own, so batching changes only the rounding (docs/decisions.md, 2026-12-07)."""
     if unknown := [m for m in modes if m not in BOX_MODES]:
         raise ValueError(f"box modes must be among {BOX_MODES}, got {unknown}")
     if not modes or len(set(modes)) != len(modes):
